@@ -1,0 +1,47 @@
+# Two commands set everything up on a fresh clone: `make run` and `make test`.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed-stamp
+SAMPLE := data/samples/sample.root
+EVENTS ?= 200
+
+.PHONY: all install run test lint bench bench-sonic bench-job train clean
+
+all: test
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[test]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+## run: the main job on the bundled sample, direct and SONIC (local fallback server), with the comparison
+run: $(STAMP)
+	$(PY) -m framework run configs/miniaod_cfg.py maxEvents=$(EVENTS) inputFiles=$(SAMPLE) outputFile=out/miniaod_direct.root
+	$(PY) -m framework compare configs/miniaod_cfg.py maxEvents=$(EVENTS) inputFiles=$(SAMPLE) --out out/compare
+
+## test: the test suite (real ROOT files, real Triton server)
+test: $(STAMP)
+	$(PY) -m pytest -q
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check framework producers configs tests benchmarks scripts
+
+## bench: the benchmarks; results go to benchmarks/results/
+bench: bench-sonic bench-job
+bench-sonic: $(STAMP)
+	$(PY) benchmarks/bench_sonic.py --out benchmarks/results/sonic.json
+bench-job: $(STAMP)
+	$(PY) benchmarks/bench_job.py --out benchmarks/results/job.json
+
+## train: retrain the bundled models (needs torch: pip install -e '.[train]')
+train: $(STAMP)
+	$(PY) -m pip install -q -e '.[train]'
+	$(PY) scripts/train_part.py --out data/models
+	$(PY) scripts/train_deepmet.py --out data/models
+
+clean:
+	rm -rf out .pytest_cache

@@ -1,0 +1,159 @@
+"""Command-line options of a config, VarParsing-style: ``key=value`` pairs after the config file.
+
+Standard options (``maxEvents``, ``inputFiles``, ``outputFile``, ``numThreads``, ``numStreams``,
+``skipEvents``) are always registered; a config registers its own with :meth:`Options.register`
+and reads them after :meth:`Options.parseArguments`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..exceptions import ConfigurationError, did_you_mean
+
+
+@dataclass
+class Option:
+    name: str
+    default: Any
+    type: type
+    help: str
+    multiple: bool = False
+    value: Any = None
+    given: bool = False
+
+    def convert(self, text: str) -> Any:
+        if self.multiple:
+            items = [t for t in (x.strip() for x in text.split(",")) if t]
+            return [self._convert_one(t) for t in items]
+        return self._convert_one(text)
+
+    def _convert_one(self, text: str) -> Any:
+        try:
+            if self.type is bool:
+                low = text.strip().lower()
+                if low in ("1", "true", "yes", "on"):
+                    return True
+                if low in ("0", "false", "no", "off"):
+                    return False
+                raise ValueError(text)
+            if self.type is int:
+                return int(text, 0)
+            return self.type(text)
+        except ValueError:
+            raise ConfigurationError(
+                f"option {self.name}={text!r}: expected {'a list of ' if self.multiple else ''}"
+                f"{self.type.__name__}{' (comma-separated)' if self.multiple else ''}. {self.help}"
+            ) from None
+
+
+STANDARD: list[tuple[str, Any, type, str, bool]] = [
+    ("maxEvents", -1, int, "number of events to process (-1 = all)", False),
+    ("skipEvents", 0, int, "number of input events to skip", False),
+    ("inputFiles", [], str, "input ROOT files, comma-separated", True),
+    ("outputFile", "", str, "output ROOT file (for the output module)", False),
+    ("numThreads", 0, int, "number of threads (0 = the config's process.options)", False),
+    ("numStreams", -1, int, "number of concurrent events (0 = numThreads; -1 = the config's)", False),
+]
+
+
+@dataclass
+class Options:
+    """Registered options and the ``key=value`` arguments to parse."""
+
+    argv: list[str] = field(default_factory=list)
+    _options: dict[str, Option] = field(default_factory=dict)
+    _parsed: bool = False
+
+    def __post_init__(self) -> None:
+        for name, default, typ, help_, multiple in STANDARD:
+            self.register(name, default, typ, help_, multiple=multiple)
+
+    def register(self, name: str, default: Any, type: type = str, help: str = "", *, multiple: bool = False) -> None:
+        """Register an option. Registering an existing name again replaces its default and help."""
+        if not name.isidentifier():
+            raise ConfigurationError(f"option names must be identifiers, got {name!r}")
+        opt = Option(name, default, type, help, multiple, list(default) if multiple else default)
+        old = self._options.get(name)
+        if old is not None and old.given:
+            opt.value, opt.given = old.value, True
+        self._options[name] = opt
+        if self._parsed:  # registered after parsing: pick up a value given on the command line
+            for arg in self.argv:
+                key, _, text = arg.partition("=")
+                if key == name:
+                    opt.value, opt.given = opt.convert(text), True
+
+    def setDefault(self, name: str, value: Any) -> None:
+        opt = self._get(name)
+        opt.default = value
+        if not opt.given:
+            opt.value = value
+
+    def parseArguments(self, argv: list[str] | None = None) -> Options:
+        """Parse ``key=value`` arguments (default: the ones given on the command line)."""
+        if argv is not None:
+            self.argv = list(argv)
+        for arg in self.argv:
+            if arg in ("help", "--help", "-h"):
+                raise OptionsHelp(self.helpText())
+            key, sep, text = arg.partition("=")
+            if not sep:
+                raise ConfigurationError(f"argument {arg!r} is not of the form key=value. Valid keys: {self._keys()}")
+            if key not in self._options:
+                raise ConfigurationError(
+                    f"unknown option '{key}'.{did_you_mean(key, self._options)} Valid keys: {self._keys()} "
+                    "(`help` lists them with their meaning)"
+                )
+            opt = self._options[key]
+            opt.value, opt.given = opt.convert(text), True
+        self._parsed = True
+        return self
+
+    def _keys(self) -> str:
+        return ", ".join(self._options)
+
+    def _get(self, name: str) -> Option:
+        try:
+            return self._options[name]
+        except KeyError:
+            raise AttributeError(f"no option '{name}'.{did_you_mean(name, self._options)}") from None
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("_") or name in ("argv",):
+            raise AttributeError(name)
+        return self._get(name).value
+
+    def given(self, name: str) -> bool:
+        """Whether *name* was given on the command line."""
+        return self._get(name).given
+
+    def names(self) -> list[str]:
+        return list(self._options)
+
+    def helpText(self) -> str:
+        lines = ["Options (key=value):"]
+        width = max(len(n) for n in self._options)
+        for o in self._options.values():
+            lines.append(f"  {o.name:<{width}}  {o.help} [default: {o.default!r}]")
+        return "\n".join(lines)
+
+
+class OptionsHelp(Exception):
+    """Raised by ``help``: the text to print."""
+
+
+# the options of the config being loaded; the CLI resets it with the command-line arguments
+options = Options()
+
+
+def reset(argv: list[str]) -> Options:
+    """A fresh options object for a new config, holding *argv* (used by the command line)."""
+    global options
+    options = Options(argv=list(argv))
+    return options
+
+
+def current() -> Options:
+    return options

@@ -1,0 +1,1 @@
+"""ROOT input and output: sources, the output module and the sample generator."""

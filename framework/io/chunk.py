@@ -1,0 +1,104 @@
+"""Columns of a block of events, held as flat numpy arrays (+ offsets for jagged branches), so that
+one event's value is a cheap slice."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import awkward as ak
+import numpy as np
+
+
+class Column:
+    """One branch over a chunk of entries: ``content`` and, for a jagged branch, ``offsets``."""
+
+    __slots__ = ("content", "offsets")
+
+    def __init__(self, content: np.ndarray, offsets: np.ndarray | None = None):
+        self.content = content
+        self.offsets = offsets
+
+    @classmethod
+    def from_awkward(cls, array: ak.Array) -> Column:
+        layout = ak.to_layout(array)
+        if layout.purelist_depth == 1:
+            return cls(np.asarray(ak.to_numpy(array)))
+        counts = np.asarray(ak.num(array, axis=1), dtype=np.int64)
+        offsets = np.zeros(len(counts) + 1, dtype=np.int64)
+        np.cumsum(counts, out=offsets[1:])
+        content = np.asarray(ak.to_numpy(ak.flatten(array, axis=1)))
+        return cls(content, offsets)
+
+    def value(self, i: int) -> Any:
+        if self.offsets is None:
+            return self.content[i]
+        return self.content[self.offsets[i] : self.offsets[i + 1]]
+
+    def take(self, idx: np.ndarray) -> ak.Array | np.ndarray:
+        """The values of entries *idx* (numpy for flat branches, awkward for jagged)."""
+        if self.offsets is None:
+            return self.content[idx]
+        layout = ak.contents.ListOffsetArray(ak.index.Index64(self.offsets), ak.contents.NumpyArray(self.content))
+        return ak.Array(layout)[idx]
+
+
+class Chunk:
+    """A block of consecutive entries of one file; branches are read on first use."""
+
+    def __init__(self, file_name: str, start: int, stop: int, reader: Callable[[list[str], int, int], dict[str, Column]]):
+        self.file_name = file_name
+        self.start = start
+        self.stop = stop
+        self._reader = reader
+        self._columns: dict[str, Column] = {}
+        self._lock = threading.Lock()
+
+    def preload(self, names: Iterable[str]) -> None:
+        missing = [n for n in names if n not in self._columns]
+        if missing:
+            self._columns.update(self._reader(missing, self.start, self.stop))
+
+    def column(self, name: str) -> Column:
+        col = self._columns.get(name)
+        if col is None:
+            with self._lock:
+                col = self._columns.get(name)
+                if col is None:
+                    self._columns.update(self._reader([name], self.start, self.stop))
+                    col = self._columns[name]
+        return col
+
+
+class SourceEvent:
+    """Where an event's input lives: a chunk and the entry in it."""
+
+    __slots__ = ("chunk", "local", "entry", "file_name", "_id")
+
+    def __init__(self, chunk: Chunk | None, local: int, entry: int, file_name: str, event_id: tuple[int, int, int] | None = None):
+        self.chunk = chunk
+        self.local = local
+        self.entry = entry
+        self.file_name = file_name
+        self._id = event_id
+
+    def branch(self, name: str) -> Any:
+        if self.chunk is None:
+            from ..exceptions import InputError
+
+            raise InputError(f"branch '{name}' asked for, but the source (EmptySource) has no input branches")
+        return self.chunk.column(name).value(self.local)
+
+    def event_id(self) -> tuple[int, int, int]:
+        if self._id is None:
+            c = self.chunk
+            try:
+                self._id = (
+                    int(c.column("run").value(self.local)),
+                    int(c.column("luminosityBlock").value(self.local)),
+                    int(c.column("event").value(self.local)),
+                )
+            except Exception:  # noqa: BLE001 - files without the ID branches
+                self._id = (1, 1, self.entry + 1)
+        return self._id

@@ -1,0 +1,276 @@
+"""``RootOutputModule``: writes selected products and passed-through input branches to a ROOT
+file with uproot, in input order, atomically (the file appears complete at the end of the job, or
+not at all)."""
+
+from __future__ import annotations
+
+import fnmatch
+import logging
+import os
+from typing import Any
+
+import awkward as ak
+import numpy as np
+import uproot
+
+from ..core.event import Event
+from ..core.module import OutputModule
+from ..core.registry import register
+from ..exceptions import ConfigurationError, InputError
+
+log = logging.getLogger(__name__)
+
+
+def parse_output_commands(commands: list[str]) -> list[tuple[bool, str]]:
+    """``["drop *", "keep Jet_*"]`` -> ``[(False, "*"), (True, "Jet_*")]``."""
+    rules = []
+    for c in commands:
+        parts = c.split()
+        if len(parts) != 2 or parts[0] not in ("keep", "drop"):
+            raise ConfigurationError(
+                f"outputCommands entry {c!r} must be 'keep PATTERN' or 'drop PATTERN' (glob patterns, e.g. 'keep Jet_*')"
+            )
+        rules.append((parts[0] == "keep", parts[1]))
+    return rules
+
+
+def kept(name: str, rules: list[tuple[bool, str]]) -> bool:
+    """Later rules override earlier ones (CMSSW semantics); nothing is kept by default."""
+    keep = False
+    for k, pattern in rules:
+        if fnmatch.fnmatchcase(name, pattern):
+            keep = k
+    return keep
+
+
+def product_branch_name(label: str, instance: str) -> str:
+    return f"{label}_{instance}" if instance else label
+
+
+@register("RootOutputModule")
+class RootOutputModule(OutputModule):
+    """Writes a flat ``Events`` tree. Input branches and products are chosen with
+    ``outputCommands`` (``keep``/``drop`` glob patterns over branch names; a product
+    ``label:instance`` is the branch ``label_instance``). Jagged branches are grouped NanoAOD-style:
+    ``Jet_pt`` with counter ``nJet``; a per-jet product ``tagger:probb`` becomes ``tagger_probb``
+    with counter ``ntagger``."""
+
+    parameters = {
+        "fileName": "output.root",
+        "outputCommands": ["keep *"],
+        "SelectEvents": [],
+        "treeName": "Events",
+        "flushEvents": 2000,
+        "compression": "ZLIB:1",
+    }
+
+    def __init__(self, label, params, globalCache=None):
+        super().__init__(label, params, globalCache)
+        self.rules = parse_output_commands(list(params.outputCommands))
+        self.path = params.fileName
+        if not self.path:
+            raise ConfigurationError(f"output module '{label}': fileName is empty; give outputFile=out.root")
+        self._events: list[Event] = []
+        self._file = None
+        self._tree_written = False
+        self._inputs: list[str] = []
+        self._product_keys: list[tuple[str, str]] | None = None
+        self.n_written = 0
+
+    # ------------------------------------------------------------------ set-up
+    def selectedPaths(self) -> list[str]:
+        return list(self.params.SelectEvents)
+
+    def selectBranches(self, available: list[str]) -> list[str]:
+        self._inputs = [b for b in available if kept(b, self.rules)]
+        return list(self._inputs)
+
+    def beginJob(self) -> None:
+        directory = os.path.dirname(os.path.abspath(self.path))
+        if not os.path.isdir(directory):
+            raise InputError(f"output directory {directory} does not exist (outputFile={self.path})")
+        self._tmp = os.path.join(directory, f".{os.path.basename(self.path)}.tmp-{os.getpid()}-{id(self):x}")
+        self._file = uproot.recreate(self._tmp, compression=_compression(self.params.compression))
+
+    # ------------------------------------------------------------------ writing
+    def write(self, event: Event) -> None:
+        self._events.append(event)
+        if len(self._events) >= self.params.flushEvents:
+            self._flush()
+
+    def _select_products(self, event: Event) -> list[tuple[str, str]]:
+        keys = [k for k in event.products() if kept(product_branch_name(*k), self.rules)]
+        return sorted(keys)
+
+    def _flush(self) -> None:
+        events, self._events = self._events, []
+        if not events and self._tree_written:
+            return
+        if self._product_keys is None and events:
+            self._product_keys = self._select_products(events[0])
+        data = self._input_data(events)
+        data.update(self._product_data(events))
+        if not data:
+            return
+        if not self._tree_written:
+            self._tree = self._file.mktree(self.params.treeName, _branch_types(data))
+            self._tree_written = True
+        self._tree.extend(data)
+        self.n_written += len(events)
+
+    def _input_data(self, events: list[Event]) -> dict[str, Any]:
+        if not self._inputs:
+            return {}
+        columns: dict[str, list[Any]] = {b: [] for b in self._inputs}
+        # consecutive events of the same chunk are taken with one fancy index per branch
+        groups: list[tuple[Any, list[int]]] = []
+        for ev in events:
+            chunk = ev._src.chunk
+            if groups and groups[-1][0] is chunk:
+                groups[-1][1].append(ev._src.local)
+            else:
+                groups.append((chunk, [ev._src.local]))
+        for chunk, idx in groups:
+            ia = np.asarray(idx, dtype=np.int64)
+            for b in self._inputs:
+                columns[b].append(chunk.column(b).take(ia))
+        merged = {b: _concat(parts) for b, parts in columns.items()}
+        return _group_jagged(merged, counters=self._counter_names())
+
+    def _counter_names(self) -> set[str]:
+        return {b for b in self._inputs if b.startswith("n") and b[1:2].isupper()}
+
+    def _product_data(self, events: list[Event]) -> dict[str, Any]:
+        if not self._product_keys:
+            return {}
+        out: dict[str, Any] = {}
+        for key in self._product_keys:
+            values = [ev.products().get(key) for ev in events]
+            out[product_branch_name(*key)] = _to_column(values, key)
+        return _group_jagged(out, counters=set(), group_by_label=self._product_keys)
+
+    def endJob(self) -> None:
+        if self._file is None:
+            return
+        self._flush()
+        if not self._tree_written:
+            self._write_empty_tree()
+        self._file.close()
+        self._file = None
+        os.replace(self._tmp, self.path)
+        log.info("wrote %d events to %s", self.n_written, self.path)
+
+    def _write_empty_tree(self) -> None:
+        """No event was written: an empty tree with the kept input branches, correctly typed."""
+        source = getattr(self, "source", None)
+        files = getattr(source, "files", None)
+        if self._inputs and files:
+            from .chunk import Column
+            from .source import open_tree
+
+            f, tree = open_tree(files[0], getattr(source.params, "treeName", "Events"))
+            try:
+                arrays = tree.arrays(self._inputs, entry_start=0, entry_stop=0, library="ak")
+                empty = np.zeros(0, dtype=np.int64)
+                cols = {b: Column.from_awkward(arrays[b]).take(empty) for b in self._inputs}
+            finally:
+                f.close()
+            data = _group_jagged(cols, counters=self._counter_names())
+            self._file.mktree(self.params.treeName, _branch_types(data))
+        else:
+            self._file.mktree(self.params.treeName, {})
+
+    def abort(self) -> None:
+        if self._file is not None:
+            try:
+                self._file.close()
+            except Exception:  # noqa: BLE001
+                pass
+            self._file = None
+        tmp = getattr(self, "_tmp", None)
+        if tmp and os.path.exists(tmp):
+            os.unlink(tmp)
+            log.info("job failed: no output written to %s", self.path)
+
+
+def _compression(spec: str) -> Any:
+    if not spec or spec.upper() == "NONE":
+        return None
+    name, _, level = spec.partition(":")
+    try:
+        cls = {"ZLIB": uproot.ZLIB, "LZ4": uproot.LZ4, "ZSTD": uproot.ZSTD, "LZMA": uproot.LZMA}[name.upper()]
+    except KeyError:
+        raise ConfigurationError(f"compression {spec!r}: use ZLIB:N, LZ4:N, ZSTD:N, LZMA:N or NONE") from None
+    return cls(int(level or 1))
+
+
+def _branch_types(data: dict[str, Any]) -> dict[str, Any]:
+    """uproot ``mktree`` types (always a TTree; assigning a dict would make an RNTuple)."""
+    return {k: v.dtype if isinstance(v, np.ndarray) else v.type.content for k, v in data.items()}
+
+
+def _concat(parts: list[Any]) -> Any:
+    if len(parts) == 1:
+        return parts[0]
+    if isinstance(parts[0], np.ndarray):
+        return np.concatenate(parts)
+    return ak.concatenate(parts)
+
+
+def _to_column(values: list[Any], key: tuple[str, str]) -> Any:
+    name = product_branch_name(*key)
+    first = next((v for v in values if v is not None), None)
+    if first is None:
+        return np.zeros(len(values), dtype=np.float32)
+    if np.ndim(first) == 0:
+        dtype = np.asarray(first).dtype
+        return np.asarray([0 if v is None else v for v in values], dtype=dtype)
+    arrays = [np.asarray(v) if v is not None else np.zeros(0, dtype=np.asarray(first).dtype) for v in values]
+    if any(a.ndim != 1 for a in arrays):
+        raise ConfigurationError(
+            f"product '{name}' is a {arrays[0].ndim}-D array; RootOutputModule writes numbers and 1-D arrays per event. "
+            "Put one product per column (e.g. one per score) or drop it with outputCommands"
+        )
+    counts = np.fromiter((len(a) for a in arrays), dtype=np.int64, count=len(arrays))
+    flat = np.concatenate(arrays) if arrays else np.zeros(0, dtype=np.float32)
+    return ak.unflatten(flat, counts)
+
+
+def _group_jagged(columns: dict[str, Any], counters: set[str], group_by_label: list[tuple[str, str]] | None = None) -> dict[str, Any]:
+    """Group jagged columns NanoAOD-style: ``Jet_pt``, ``Jet_eta`` -> record ``Jet`` (uproot then
+    writes ``nJet`` and ``Jet_pt``...). Columns that do not fit a group are written alone."""
+    out: dict[str, Any] = {}
+    groups: dict[str, dict[str, Any]] = {}
+    for name, col in columns.items():
+        if isinstance(col, np.ndarray):
+            if name in counters and any(n.startswith(name[1:] + "_") for n in columns):
+                continue  # uproot writes the counter of the group
+            out[name] = col
+            continue
+        if group_by_label is not None:
+            prefix, _, field = name.partition("_")
+            label = next((lab for lab, inst in group_by_label if product_branch_name(lab, inst) == name), prefix)
+            field = name[len(label) + 1 :] if name != label else ""
+            prefix = label
+        else:
+            prefix, _, field = name.partition("_")
+        if not field:
+            out[name] = col
+            continue
+        groups.setdefault(prefix, {})[field] = col
+    for prefix, fields in groups.items():
+        counts = None
+        same = True
+        for col in fields.values():
+            c = np.asarray(ak.num(col, axis=1))
+            if counts is None:
+                counts = c
+            elif len(c) != len(counts) or not np.array_equal(c, counts):
+                same = False
+                break
+        if same and prefix not in out:
+            out[prefix] = ak.zip(fields, depth_limit=None) if len(fields) > 1 else ak.zip(fields)
+        else:
+            for field, col in fields.items():
+                out[f"{prefix}_{field}"] = col
+    return out

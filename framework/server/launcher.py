@@ -1,0 +1,596 @@
+"""Launch the real ``tritonserver`` shipped in the ``nvidia-pytriton`` wheel on translated repositories.
+
+:class:`LocalTritonServer` is the local fallback server (the ``cmsTriton`` equivalent): a context manager that
+translates model repositories (:mod:`framework.server.repository`), starts the bundled binary bound to loopback
+on free ports, waits until the server and every model are ready, and stops the server and its Python-backend
+stub processes again — also when the job fails, is interrupted, or its process dies.
+"""
+
+from __future__ import annotations
+
+import atexit
+import ctypes
+import glob
+import logging
+import os
+import platform
+import queue
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import sysconfig
+import tempfile
+import threading
+import time
+from collections.abc import Iterable, Sequence
+from functools import lru_cache
+from pathlib import Path
+
+from framework.exceptions import ServerError
+from framework.server.repository import TranslatedModel, translate_repositories
+
+log = logging.getLogger(__name__)
+
+LOOPBACK = "127.0.0.1"
+SYS_PATH_VARIABLE = "CMSFW_TRITON_SYS_PATH"
+"""Environment variable with the job's ``sys.path``, prepended by the generated ``model.py`` in the stubs."""
+_PR_SET_PDEATHSIG = 1
+
+
+class ServerStartError(ServerError):
+    """The local Triton server did not start or did not become ready; the message shows its log tail."""
+
+
+# ----------------------------------------------------------------------------- the bundled binary
+@lru_cache(maxsize=1)
+def _pytriton_dir() -> Path | None:
+    import importlib.util
+
+    spec = importlib.util.find_spec("pytriton")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    return Path(next(iter(spec.submodule_search_locations)))
+
+
+def _python_version() -> str:
+    return f"{sys.version_info.major}.{sys.version_info.minor}"
+
+
+def _dist_paths() -> dict[str, Path]:
+    root = _pytriton_dir()
+    assert root is not None
+    server = root / "tritonserver"
+    return {
+        "binary": server / "bin" / "tritonserver",
+        "python_backend": server / "backends" / "python",
+        "stub": server / "python_backend_stubs" / _python_version() / "triton_python_backend_stub",
+        "caches": server / "caches",
+        "libs": root.parent / "nvidia_pytriton.libs",
+    }
+
+
+def _libpython_dir() -> Path | None:
+    """Directory holding the running interpreter's ``libpythonX.Y.so.1.0`` (the stub links against it)."""
+    libdir = sysconfig.get_config_var("LIBDIR")
+    soname = sysconfig.get_config_var("INSTSONAME") or f"libpython{_python_version()}.so.1.0"
+    if libdir and (Path(libdir) / soname).exists():
+        return Path(libdir)
+    return None
+
+
+def bundled_server_available() -> tuple[bool, str]:
+    """Whether this platform can run the bundled ``tritonserver``, and the reason when it cannot."""
+    if sys.platform != "linux" or platform.machine() not in ("x86_64", "AMD64"):
+        return False, (f"the bundled tritonserver (nvidia-pytriton) runs on Linux x86_64 only, "
+                       f"not {sys.platform} {platform.machine()}")
+    if _pytriton_dir() is None:
+        return False, "nvidia-pytriton is not installed (pip install nvidia-pytriton)"
+    paths = _dist_paths()
+    if not paths["binary"].is_file():
+        return False, f"nvidia-pytriton is installed but has no tritonserver binary at {paths['binary']}"
+    if not (paths["python_backend"] / "libtriton_python.so").is_file():
+        return False, f"nvidia-pytriton has no Python backend at {paths['python_backend']}"
+    if not paths["stub"].is_file():
+        return False, (f"nvidia-pytriton has no Python-backend stub for Python {_python_version()} "
+                       f"(looked for {paths['stub']})")
+    if _libpython_dir() is None:
+        import ctypes.util
+
+        if ctypes.util.find_library(f"python{_python_version()}") is None:
+            return False, (f"the Python-backend stub needs libpython{_python_version()}.so.1.0, but this "
+                           "interpreter is not a shared build and the system has none")
+    return True, "bundled tritonserver available"
+
+
+@lru_cache(maxsize=1)
+def gpu_available() -> bool:
+    """True when ``nvidia-smi -L`` lists at least one GPU."""
+    exe = shutil.which("nvidia-smi")
+    if exe is None:
+        return False
+    try:
+        out = subprocess.run([exe, "-L"], capture_output=True, text=True, timeout=15, check=False)
+    except (OSError, subprocess.SubprocessError):
+        return False
+    return out.returncode == 0 and any(line.startswith("GPU ") for line in out.stdout.splitlines())
+
+
+def free_port() -> int:
+    """A TCP port that is free on the loopback interface right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((LOOPBACK, 0))
+        return s.getsockname()[1]
+
+
+def _cpu_count() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not Linux
+        return os.cpu_count() or 1
+
+
+def _stub_pythonpath() -> str:
+    """The running job's import path, for the stub processes (numpy, onnxruntime, ... of the same env)."""
+    entries = []
+    for entry in sys.path:
+        if entry and os.path.isdir(entry) and entry not in entries:
+            entries.append(entry)
+    return os.pathsep.join(entries)
+
+
+# ----------------------------------------------------------------------------- child process spawning
+def _set_pdeathsig() -> None:  # runs in the child between fork and exec
+    try:
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    except Exception:  # noqa: BLE001 - best effort; atexit still stops the server
+        pass
+
+
+class _Spawner:
+    """Starts children from one long-lived daemon thread.
+
+    ``PR_SET_PDEATHSIG`` fires when the *thread* that forked the child ends, not the process. Forking from a
+    thread that lives as long as the interpreter makes the server die with the job, and only then, whichever
+    thread asked for the start (a stream worker, a thread pool, ...).
+    """
+
+    def __init__(self) -> None:
+        self._requests: queue.Queue = queue.Queue()
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+
+    def _loop(self) -> None:
+        while True:
+            args, kwargs, done = self._requests.get()
+            try:
+                done.append(("ok", subprocess.Popen(*args, **kwargs)))
+            except BaseException as exc:  # noqa: BLE001 - handed back to the caller
+                done.append(("error", exc))
+            finally:
+                done[0].set()
+
+    def popen(self, *args, **kwargs) -> subprocess.Popen:
+        with self._lock:
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._loop, name="tritonserver-spawner", daemon=True)
+                self._thread.start()
+        done: list = [threading.Event()]
+        self._requests.put((args, kwargs, done))
+        done[0].wait()
+        status, value = done[1]
+        if status == "error":
+            raise value
+        return value
+
+
+_SPAWNER = _Spawner()
+_RUNNING: set[LocalTritonServer] = set()  # strong references: atexit must find every running server
+
+
+@atexit.register
+def _stop_all() -> None:
+    for server in list(_RUNNING):
+        try:
+            server.stop()
+        except Exception:  # noqa: BLE001 - interpreter exit: do what can be done
+            log.exception("could not stop the local Triton server cleanly")
+
+
+def _process_group_members(pgid: int) -> list[int]:
+    """PIDs of live (non-zombie) processes in a process group, from /proc."""
+    members = []
+    for stat in glob.glob("/proc/[0-9]*/stat"):
+        try:
+            with open(stat) as f:
+                text = f.read()
+        except OSError:
+            continue
+        fields = text[text.rfind(")") + 2:].split()
+        if len(fields) > 2 and int(fields[2]) == pgid and fields[0] != "Z":
+            members.append(int(stat.split("/")[2]))
+    return members
+
+
+# ----------------------------------------------------------------------------- the server
+class LocalTritonServer:
+    """The bundled ``tritonserver`` serving translated model repositories on loopback.
+
+    Example::
+
+        with LocalTritonServer(["data/models"]) as server:
+            client = tritonclient.grpc.InferenceServerClient(server.grpc_address)
+
+    ``device``: ``auto`` (GPU when ``nvidia-smi -L`` lists one), ``cpu`` or ``gpu``. Ports ``-1`` are picked
+    free. ``instances`` model instances per model, ``threads`` ONNXRuntime intra-op threads per instance
+    (0 = cores / instances). ``models`` limits the served models (default: all in the repositories).
+    ``wait`` is the readiness timeout in seconds. The log is kept in a temporary directory removed by
+    :meth:`stop` unless ``keep_logs`` or ``log_dir`` is given.
+    """
+
+    def __init__(self, repositories: Sequence[str | os.PathLike] | str | os.PathLike, *, device: str = "auto",
+                 grpc_port: int = -1, http_port: int = -1, instances: int = 1, threads: int = 0,
+                 models: Iterable[str] | None = None, wait: float = 120.0, verbose: bool = False,
+                 keep_logs: bool = False, log_dir: str | os.PathLike | None = None,
+                 stop_timeout: float = 10.0) -> None:
+        if isinstance(repositories, (str, os.PathLike)):
+            repositories = [repositories]
+        self.repositories = [Path(r).expanduser().resolve() for r in repositories]
+        if device not in ("auto", "cpu", "gpu"):
+            raise ValueError(f"device must be 'auto', 'cpu' or 'gpu', not {device!r}")
+        if instances < 1:
+            raise ValueError(f"instances must be at least 1, not {instances}")
+        if threads < 0:
+            raise ValueError(f"threads must be 0 (auto) or positive, not {threads}")
+        self.device_option = device
+        self.requested_grpc_port = grpc_port
+        self.requested_http_port = http_port
+        self.instances = instances
+        self.threads_option = threads
+        self.selected_models = list(models) if models is not None else None
+        self.wait = wait
+        self.verbose = verbose
+        self.keep_logs = keep_logs
+        self.log_dir = Path(log_dir) if log_dir is not None else None
+        self.stop_timeout = stop_timeout
+
+        self._process: subprocess.Popen | None = None
+        self._workdir: Path | None = None
+        self._log_path: Path | None = None
+        self._own_log_dir: Path | None = None
+        self._log_file = None
+        self._translated: list[TranslatedModel] = []
+        self._grpc_port: int | None = None
+        self._http_port: int | None = None
+        self._shm_prefix = ""
+        self._lock = threading.RLock()
+        self.device = "cpu"
+        self.threads = 1
+        self.start_seconds: float | None = None
+
+    # ------------------------------------------------------------------ properties
+    @property
+    def grpc_address(self) -> str:
+        """``127.0.0.1:PORT`` of the gRPC endpoint (valid once started)."""
+        return f"{LOOPBACK}:{self._require_port(self._grpc_port)}"
+
+    @property
+    def http_address(self) -> str:
+        """``127.0.0.1:PORT`` of the HTTP endpoint (valid once started)."""
+        return f"{LOOPBACK}:{self._require_port(self._http_port)}"
+
+    @property
+    def grpc_port(self) -> int:
+        return self._require_port(self._grpc_port)
+
+    @property
+    def http_port(self) -> int:
+        return self._require_port(self._http_port)
+
+    @property
+    def models(self) -> list[str]:
+        """Names of the served models (valid once started)."""
+        return [m.name for m in self._translated]
+
+    @property
+    def translated_models(self) -> list[TranslatedModel]:
+        return list(self._translated)
+
+    @property
+    def log_path(self) -> Path | None:
+        """The server log (stdout and stderr of ``tritonserver`` and its stubs)."""
+        return self._log_path
+
+    @property
+    def pid(self) -> int | None:
+        """PID of the ``tritonserver`` process (also its process group), None when not running."""
+        return self._process.pid if self._process is not None else None
+
+    def _require_port(self, port: int | None) -> int:
+        if port is None:
+            raise ServerError("the local Triton server is not started: call start() or use it as a context manager")
+        return port
+
+    def __repr__(self) -> str:
+        state = f"running pid={self.pid} grpc={self.grpc_address}" if self.is_running() else "stopped"
+        return f"<LocalTritonServer {state} models={self.models} repositories={[str(r) for r in self.repositories]}>"
+
+    # ------------------------------------------------------------------ life cycle
+    def __enter__(self) -> LocalTritonServer:
+        self.start()
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.stop()
+
+    def is_running(self) -> bool:
+        """True while the server process is alive."""
+        return self._process is not None and self._process.poll() is None
+
+    def start(self) -> LocalTritonServer:
+        """Translate the repositories, start the server and wait until it and every model are ready."""
+        with self._lock:
+            if self.is_running():
+                return self
+            ok, reason = bundled_server_available()
+            if not ok:
+                raise ServerStartError(f"cannot start the local Triton server: {reason}")
+            self._resolve_device()
+            begin = time.monotonic()
+            auto_ports = self.requested_grpc_port < 0 or self.requested_http_port < 0
+            attempts = 3 if auto_ports else 1
+            for attempt in range(1, attempts + 1):
+                try:
+                    self._prepare()
+                    self._launch()
+                    self._wait_ready()
+                    break
+                except ServerStartError as exc:
+                    in_use = "already in use" in str(exc) or "Address already in use" in str(exc)
+                    self._cleanup(keep_log=not (in_use and attempt < attempts))
+                    if in_use and attempt < attempts:
+                        log.info("a port was taken meanwhile; retrying with other ports")
+                        continue
+                    raise
+                except BaseException:
+                    self._cleanup(keep_log=True)
+                    raise
+            self.start_seconds = time.monotonic() - begin
+            _RUNNING.add(self)
+            log.info("local Triton server pid %d ready in %.1f s: gRPC %s, HTTP %s, %s, models %s",
+                     self.pid, self.start_seconds, self.grpc_address, self.http_address, self.device, self.models)
+            return self
+
+    def stop(self) -> None:
+        """Stop the server and its stub processes (SIGTERM, then SIGKILL); idempotent."""
+        with self._lock:
+            if self._process is not None:
+                self._terminate()
+                log.info("local Triton server stopped")
+            self._cleanup(keep_log=self.keep_logs or self.log_dir is not None)
+            _RUNNING.discard(self)
+
+    def restart(self) -> LocalTritonServer:
+        """Stop and start again (same options; ports given explicitly are kept, picked ones are picked anew)."""
+        self.stop()
+        return self.start()
+
+    # ------------------------------------------------------------------ internals
+    def _resolve_device(self) -> None:
+        if self.device_option == "auto":
+            self.device = "gpu" if gpu_available() else "cpu"
+        elif self.device_option == "gpu":
+            if not gpu_available():
+                raise ServerStartError("device='gpu' was asked for, but `nvidia-smi -L` lists no GPU\n"
+                                       "  Use device='cpu' or 'auto'.")
+            self.device = "gpu"
+        else:
+            self.device = "cpu"
+        self.threads = self.threads_option or max(1, _cpu_count() // self.instances)
+
+    def _prepare(self) -> None:
+        paths = _dist_paths()
+        self._workdir = Path(tempfile.mkdtemp(prefix="cmsfw-triton-"))
+        backend_dir = self._workdir / "backends" / "python"
+        backend_dir.mkdir(parents=True)
+        for entry in paths["python_backend"].iterdir():
+            if entry.is_file():
+                shutil.copy2(entry, backend_dir / entry.name)
+        shutil.copy2(paths["stub"], backend_dir / "triton_python_backend_stub")
+        self._translated = translate_repositories(
+            self.repositories, self._workdir / "repository", models=self.selected_models, device=self.device,
+            instances=self.instances, threads=self.threads)
+
+        if self._log_path is None:
+            if self.log_dir is not None:
+                self.log_dir.mkdir(parents=True, exist_ok=True)
+                stamp = time.strftime("%Y%m%d-%H%M%S")
+                self._log_path = self.log_dir / f"tritonserver-{stamp}-{os.getpid()}.log"
+            else:
+                self._own_log_dir = Path(tempfile.mkdtemp(prefix="cmsfw-triton-log-"))
+                self._log_path = self._own_log_dir / "tritonserver.log"
+        self._grpc_port = self.requested_grpc_port if self.requested_grpc_port >= 0 else free_port()
+        self._http_port = self.requested_http_port if self.requested_http_port >= 0 else free_port()
+        while self._http_port == self._grpc_port:
+            self._http_port = free_port()
+        self._shm_prefix = f"cmsfw_triton_{os.getpid()}_{secrets.token_hex(4)}_"
+
+    def command(self) -> list[str]:
+        """The ``tritonserver`` command line (after :meth:`start` prepared the work directory)."""
+        assert self._workdir is not None
+        paths = _dist_paths()
+        auto_complete = any(m.auto_complete for m in self._translated)
+        cmd = [
+            str(paths["binary"]),
+            f"--model-repository={self._workdir / 'repository'}",
+            f"--backend-directory={self._workdir / 'backends'}",
+            f"--cache-directory={paths['caches']}",
+            f"--grpc-address={LOOPBACK}", f"--grpc-port={self._grpc_port}",
+            f"--http-address={LOOPBACK}", f"--http-port={self._http_port}",
+            "--allow-metrics=false", "--allow-gpu-metrics=false", "--allow-cpu-metrics=false",
+            "--allow-sagemaker=false", "--allow-vertex-ai=false",
+            "--strict-readiness=true", "--exit-on-error=true",
+            "--model-control-mode=none",
+            "--exit-timeout-secs=5",
+            f"--backend-config=python,shm-region-prefix-name={self._shm_prefix}",
+            f"--log-verbose={1 if self.verbose else 0}",
+        ]
+        if not auto_complete:
+            # the configs are complete; skipping auto-complete saves one stub start per Python-backend model
+            cmd.append("--disable-auto-complete-config")
+        if self.device == "cpu":
+            cmd += ["--pinned-memory-pool-byte-size=0", "--cuda-memory-pool-byte-size=0:0"]
+        return cmd
+
+    def environment(self) -> dict[str, str]:
+        """Environment for ``tritonserver``: the interpreter's libpython and the wheel's libraries first on
+        ``LD_LIBRARY_PATH``; this interpreter first on ``PATH`` and the job's ``sys.path`` for the stubs."""
+        env = dict(os.environ)
+        libs = [str(d) for d in (_libpython_dir(), _dist_paths()["libs"]) if d is not None]
+        if env.get("LD_LIBRARY_PATH"):
+            libs.append(env["LD_LIBRARY_PATH"])
+        env["LD_LIBRARY_PATH"] = os.pathsep.join(libs)
+        # The stub's embedded interpreter ignores PYTHON* variables (PYTHONPATH included) but finds its prefix
+        # from `python3` on PATH: this interpreter's directory first makes it see this venv's site-packages.
+        # Generated model.py files also prepend the job's exact sys.path (SYS_PATH_VARIABLE) before importing.
+        env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")]).rstrip(os.pathsep)
+        env[SYS_PATH_VARIABLE] = _stub_pythonpath()
+        if self.device == "cpu":
+            env["CUDA_VISIBLE_DEVICES"] = ""
+        return env
+
+    def _launch(self) -> None:
+        assert self._log_path is not None
+        cmd = self.command()
+        log.debug("starting %s", " ".join(cmd))
+        self._log_file = open(self._log_path, "ab")  # noqa: SIM115 - closed in _cleanup
+        self._log_file.write(f"# {' '.join(cmd)}\n".encode())
+        self._log_file.flush()
+        try:
+            self._process = _SPAWNER.popen(
+                cmd, stdin=subprocess.DEVNULL, stdout=self._log_file, stderr=subprocess.STDOUT,
+                env=self.environment(), cwd=str(self._workdir), start_new_session=True,
+                preexec_fn=_set_pdeathsig, close_fds=True)
+        except OSError as exc:
+            raise ServerStartError(f"could not execute {cmd[0]}: {exc}") from exc
+
+    def _wait_ready(self) -> None:
+        import tritonclient.grpc as grpcclient
+        from tritonclient.utils import InferenceServerException
+
+        deadline = time.monotonic() + self.wait
+        client = grpcclient.InferenceServerClient(f"{LOOPBACK}:{self._grpc_port}")
+        try:
+            pending = set(self.models)
+            while True:
+                code = self._process.poll() if self._process is not None else -1
+                if code is not None:
+                    raise ServerStartError(self._failure(f"tritonserver exited with code {code} while starting"))
+                try:
+                    if client.is_server_live(client_timeout=2.0):
+                        for name in sorted(pending):
+                            if client.is_model_ready(name, client_timeout=2.0):
+                                pending.discard(name)
+                        if not pending and client.is_server_ready(client_timeout=2.0):
+                            return
+                except InferenceServerException:
+                    pass
+                if time.monotonic() > deadline:
+                    self._terminate()
+                    raise ServerStartError(self._failure(
+                        f"tritonserver was not ready after {self.wait:.0f} s (models not ready: {sorted(pending)})",
+                        hint="A large model may need more time: raise `wait`."))
+                time.sleep(0.1)
+        finally:
+            client.close()
+
+    def _failure(self, what: str, hint: str = "") -> str:
+        tail = self.log_tail(40)
+        hints = [hint] if hint else []
+        if "already in use" in tail:
+            hints.append("A port is taken: pass other ports, or -1 to pick free ones.")
+        if "_recursion_count" in tail or "libpython" in tail:
+            hints.append("The Python-backend stub loaded another libpython than this interpreter's; "
+                         "use a shared-library build of Python (LIBDIR must hold libpythonX.Y.so.1.0).")
+        if "No module named" in tail:
+            hints.append(f"The stub imports from this job's sys.path ({sys.executable}); install the missing "
+                         "package into this environment.")
+        if not hints:
+            hints.append("Look for the first error in the log: a model that fails to load stops the server.")
+        where = f"full log: {self._log_path}"
+        return (f"local Triton server failed to start: {what}\n"
+                f"  repositories: {[str(r) for r in self.repositories]}, models: {self.models}\n"
+                f"  how to fix: {' '.join(hints)}\n  ({where})\n"
+                f"--- tail of the tritonserver log ---\n{tail}")
+
+    def log_tail(self, lines: int = 40) -> str:
+        """The last lines of the server log ('' when there is none)."""
+        if self._log_path is None or not self._log_path.exists():
+            return ""
+        try:
+            with open(self._log_path, "rb") as f:
+                f.seek(0, os.SEEK_END)
+                f.seek(max(0, f.tell() - 64 * 1024))
+                text = f.read().decode("utf-8", errors="replace")
+        except OSError:
+            return ""
+        return "\n".join(text.splitlines()[-lines:])
+
+    def _terminate(self) -> None:
+        process = self._process
+        if process is None:
+            return
+        pgid = process.pid
+        if process.poll() is None:
+            try:
+                os.killpg(pgid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+            try:
+                process.wait(timeout=self.stop_timeout)
+            except subprocess.TimeoutExpired:
+                log.warning("tritonserver pid %d did not stop within %.0f s; killing it", pgid, self.stop_timeout)
+                try:
+                    os.killpg(pgid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+                process.wait()
+        # stubs left behind in the group (the server was killed, or exited before they did)
+        deadline = time.monotonic() + 2.0
+        while _process_group_members(pgid):
+            try:
+                os.killpg(pgid, signal.SIGKILL)
+            except ProcessLookupError:
+                break
+            if time.monotonic() > deadline:
+                log.warning("processes %s of the tritonserver group survive SIGKILL", _process_group_members(pgid))
+                break
+            time.sleep(0.05)
+        self._process = None
+
+    def _cleanup(self, keep_log: bool) -> None:
+        if self._process is not None:
+            self._terminate()
+        if self._log_file is not None:
+            self._log_file.close()
+            self._log_file = None
+        if self._shm_prefix:
+            for leftover in glob.glob(f"/dev/shm/{self._shm_prefix}*"):
+                try:
+                    os.unlink(leftover)
+                except OSError:
+                    pass
+        if self._workdir is not None:
+            shutil.rmtree(self._workdir, ignore_errors=True)
+            self._workdir = None
+        if not keep_log:
+            if self._own_log_dir is not None:
+                shutil.rmtree(self._own_log_dir, ignore_errors=True)
+                self._own_log_dir = None
+            elif self._log_path is not None and self._log_path.exists():
+                self._log_path.unlink()
+            self._log_path = None
+        self._grpc_port = self._http_port = None
