@@ -9,6 +9,7 @@ import traceback
 from typing import Any
 
 from .config import varparsing
+from .config.modifiers import reset_all
 from .config.process import Process
 from .exceptions import ConfigurationError, FrameworkError
 
@@ -19,6 +20,7 @@ def load_config(path: str, args: list[str]) -> tuple[Process, varparsing.Options
     if not os.path.isfile(path):
         raise ConfigurationError(f"config file not found: {path}")
     opts = varparsing.reset(args)
+    reset_all()
     old_argv = sys.argv
     sys.argv = [path, *args]
     try:
@@ -60,6 +62,16 @@ def apply_standard_options(process: Process, opts: varparsing.Options) -> None:
             raise ConfigurationError("outputFile= given, but the config has no output module")
         for out in outputs.values():
             out.fileName = opts.outputFile
+    if opts.given("address") or opts.given("port"):
+        services = process.services_()
+        if "TritonService" not in services:
+            raise ConfigurationError(
+                "address=/port= given, but the config uses no Triton server: turn SONIC on "
+                "(e.g. sonic=1 where the config offers it, or configs/run_sonic.py config=...)"
+            )
+        from .sonic.service import apply_server_option
+
+        apply_server_option(services["TritonService"], opts.address or "127.0.0.1", int(opts.port))
     if opts.given("numThreads") and opts.numThreads > 0:
         process.options.numberOfThreads = int(opts.numThreads)
     if opts.given("numStreams") and opts.numStreams >= 0:

@@ -19,12 +19,12 @@ from .modules import EDAnalyzer, EDFilter, EDProducer, ESProducer, OutputModule,
 from .process import Process
 from .sequences import EndPath, Path, Schedule, Sequence, Task
 from .types import (
+    InputTag,
     PSet,
     VInputTag,
     VPSet,
     bool_,
     double,
-    InputTag,
     int32,
     int64,
     string,

@@ -8,6 +8,7 @@ modifier is chosen, so the order of imports in a config does not matter.
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Callable
 from typing import Any
 
@@ -111,12 +112,24 @@ class _ModifierBase:
         return _NotModifier(self)
 
 
+_ALL_MODIFIERS: weakref.WeakSet = weakref.WeakSet()
+
+
+def reset_all() -> None:
+    """Un-choose every modifier and forget pending modifications (a new config is being loaded)."""
+    for m in list(_ALL_MODIFIERS):
+        m._chosen = False
+        m._pending = []
+
+
 class Modifier(_ModifierBase):
     """A named switch of the configuration, chosen by passing it to ``Process``."""
 
     def __init__(self) -> None:
         super().__init__()
         self._chosen = False
+        self._process_funcs: list[Callable[[Any], None]] = []
+        _ALL_MODIFIERS.add(self)
 
     def _isChosen(self) -> bool:
         return self._chosen
@@ -125,6 +138,19 @@ class Modifier(_ModifierBase):
         if not self._chosen:
             self._chosen = True
             self._recheck()
+
+    def toModifyProcess(self, func: Callable[[Any], None]) -> Modifier:
+        """Call ``func(process)`` when a Process is created with this modifier (e.g. to add a Service)."""
+        self._process_funcs.append(func)
+        return self
+
+    def _applyToProcess(self, process: Any) -> None:
+        applied = process.__dict__.setdefault("_applied_modifiers", set())
+        if id(self) in applied:
+            return
+        applied.add(id(self))
+        for f in self._process_funcs:
+            f(process)
 
     def dumpPython(self, indent: int = 0) -> str:
         return "cms.Modifier()"
@@ -144,6 +170,11 @@ class ModifierChain(Modifier):
         for m in self._modifiers:
             m._setChosen()
         super()._setChosen()
+
+    def _applyToProcess(self, process: Any) -> None:
+        for m in self._modifiers:
+            m._applyToProcess(process)
+        super()._applyToProcess(process)
 
     def copyAndExclude(self, toExclude: list[Modifier]) -> ModifierChain:
         return ModifierChain(*(m for m in self._modifiers if m not in toExclude))

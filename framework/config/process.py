@@ -67,6 +67,7 @@ class Process:
         if modifier not in self._modifiers:
             self._modifiers.append(modifier)
             modifier._setChosen()
+            modifier._applyToProcess(self)
 
     def __setattr__(self, label: str, value: Any) -> None:
         if label in ("source", "schedule"):

@@ -63,7 +63,7 @@ class _Sequenceable:
         """Remove *item* (a module or sequence) wherever it appears; True if found."""
         found = False
         for lst in (self._items, self._tasks):
-            for i, x in enumerate(list(lst)):
+            for x in list(lst):
                 if x is item:
                     lst.remove(x)
                     found = True

@@ -55,6 +55,8 @@ STANDARD: list[tuple[str, Any, type, str, bool]] = [
     ("outputFile", "", str, "output ROOT file (for the output module)", False),
     ("numThreads", 0, int, "number of threads (0 = the config's process.options)", False),
     ("numStreams", -1, int, "number of concurrent events (0 = numThreads; -1 = the config's)", False),
+    ("address", "", str, "Triton server address for SONIC modules (fills TritonService.servers)", False),
+    ("port", 8001, int, "Triton server gRPC port (with address=)", False),
 ]
 
 

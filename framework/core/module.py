@@ -131,6 +131,14 @@ class ExternalWorkProducer(EDProducer):
     def acquire(self, event: Event, holder: WaitingTaskHolder) -> None:
         raise NotImplementedError
 
+    # The framework calls these two; a base class (SonicEDProducer) may route them to methods of
+    # another signature, as CMSSW's SonicEDProducer does with acquire(event, input).
+    def externalAcquire(self, event: Event, holder: WaitingTaskHolder) -> None:
+        self.acquire(event, holder)
+
+    def externalProduce(self, event: Event) -> None:
+        self.produce(event)
+
 
 class EDFilter(Module):
     """``filter(event) -> bool``: False stops the Path for this event. A filter may also put products."""

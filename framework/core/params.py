@@ -70,7 +70,7 @@ def check_parameters(spec: Mapping[str, Any], given: Mapping[str, Any], where: s
     complete parameter dict. *where* names the module for error messages."""
     result: dict[str, Any] = {}
     valid = list(spec)
-    for key, value in given.items():
+    for key in given:
         if key not in spec:
             raise ConfigurationError(
                 f"{where}: unknown parameter '{key}'.{did_you_mean(key, valid)} "

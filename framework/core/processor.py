@@ -227,7 +227,7 @@ class EventProcessor:
             t0 = now()
             if info.external:
                 holder = WaitingTaskHolder()
-                module.acquire(event, holder)
+                module.externalAcquire(event, holder)
                 t1 = now()
                 timing.acquire += t1 - t0
                 if not holder.done:
@@ -237,7 +237,7 @@ class EventProcessor:
                 timing.wait += max(0.0, (holder.t_done or t2) - t1)
                 if holder.exception is not None:
                     raise holder.exception
-                module.produce(event)
+                module.externalProduce(event)
                 timing.produce += now() - t2
             elif info.kind == "producer":
                 module.produce(event)

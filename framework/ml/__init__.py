@@ -1,0 +1,1 @@
+"""Shared pieces of the ML producers: the in-process ONNXRuntime session."""
