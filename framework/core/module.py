@@ -168,6 +168,10 @@ class OutputModule(Module):
         """Given the input branches, the ones to read for pass-through."""
         return []
 
+    def consumesLabels(self, labels: list[str]) -> list[str]:
+        """Of the on-demand producers *labels*, those whose products this output writes."""
+        return []
+
     def selectedPaths(self) -> list[str]:
         """Paths whose acceptance selects events for this output (empty: all events)."""
         return []

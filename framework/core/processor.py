@@ -265,6 +265,12 @@ class EventProcessor:
             for label in labels:
                 info = self.modules[label]
                 if info.kind == "output":
+                    # products the output keeps are made now by their on-demand producers (CMSSW: the
+                    # output module consumes what it keeps)
+                    select = info.instances[0].selectedPaths()
+                    if not select or any(event.pathResults.get(p, False) for p in select):
+                        for dep in self._output_consumes[label]:
+                            yield from self._run_module(event, dep)
                     continue
                 yield from self._run_module(event, label)
                 if info.kind == "filter" and not event.filterResults.get(label, True):
@@ -301,6 +307,10 @@ class EventProcessor:
                     info.instances[0].source = self.source
                     needed.update(info.instances[0].selectBranches(self.source.branchNames()))
             self.source.require(needed)
+            on_demand = [lab for lab, i in self.modules.items() if i.on_demand]
+            self._output_consumes = {
+                info.label: info.instances[0].consumesLabels(on_demand) for info in self.outputs
+            }
             for svc in services.values():
                 svc.beginJob()
                 started_services.append(svc)
@@ -318,6 +328,8 @@ class EventProcessor:
                 if inst.kind != "output":
                     _collect(errors, inst.endJob)
             for info in self.outputs:
+                if not info.instances:  # the job failed before the outputs were made
+                    continue
                 out = info.instances[0]
                 if success and not errors:
                     _collect(errors, out.endJob)

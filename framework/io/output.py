@@ -81,6 +81,9 @@ class RootOutputModule(OutputModule):
     def selectedPaths(self) -> list[str]:
         return list(self.params.SelectEvents)
 
+    def consumesLabels(self, labels: list[str]) -> list[str]:
+        return [lab for lab in labels if kept(lab, self.rules) or kept(lab + "_\x00", self.rules)]
+
     def selectBranches(self, available: list[str]) -> list[str]:
         self._inputs = [b for b in available if kept(b, self.rules)]
         return list(self._inputs)
@@ -104,7 +107,7 @@ class RootOutputModule(OutputModule):
 
     def _flush(self) -> None:
         events, self._events = self._events, []
-        if not events and self._tree_written:
+        if not events:  # nothing to add (endJob writes an empty tree if none was written)
             return
         if self._product_keys is None and events:
             self._product_keys = self._select_products(events[0])
