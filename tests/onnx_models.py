@@ -315,10 +315,10 @@ def _hex_address(text: str) -> tuple[str, int]:
     if len(raw) == 4:
         ip = ".".join(str(b) for b in raw[::-1])
     else:  # IPv6: four little-endian 32-bit words
-        words = [raw[i:i + 4][::-1] for i in range(0, 16, 4)]
         import ipaddress
 
-        ip = str(ipaddress.IPv6Address(b"".join(words)))
+        address6 = ipaddress.IPv6Address(b"".join(raw[i:i + 4][::-1] for i in range(0, 16, 4)))
+        ip = str(address6.ipv4_mapped or address6)  # gRPC listens on ::ffff:127.0.0.1
     return ip, int(port, 16)
 
 

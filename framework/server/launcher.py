@@ -15,6 +15,7 @@ import logging
 import os
 import platform
 import queue
+import re
 import secrets
 import shutil
 import signal
@@ -30,7 +31,12 @@ from functools import lru_cache
 from pathlib import Path
 
 from framework.exceptions import ServerError
-from framework.server.repository import TranslatedModel, translate_repositories
+from framework.server.repository import (
+    ModelRepositoryError,
+    TranslatedModel,
+    find_models,
+    translate_repositories,
+)
 
 log = logging.getLogger(__name__)
 
@@ -132,7 +138,7 @@ def _cpu_count() -> int:
         return os.cpu_count() or 1
 
 
-def _stub_pythonpath() -> str:
+def _job_sys_path() -> str:
     """The running job's import path, for the stub processes (numpy, onnxruntime, ... of the same env)."""
     entries = []
     for entry in sys.path:
@@ -270,6 +276,7 @@ class LocalTritonServer:
         self.device = "cpu"
         self.threads = 1
         self.start_seconds: float | None = None
+        self._failed = False
 
     # ------------------------------------------------------------------ properties
     @property
@@ -292,8 +299,15 @@ class LocalTritonServer:
 
     @property
     def models(self) -> list[str]:
-        """Names of the served models (valid once started)."""
-        return [m.name for m in self._translated]
+        """Names of the served models (before the first start: the models it would serve)."""
+        if self._translated:
+            return [m.name for m in self._translated]
+        if self.selected_models is not None:
+            return list(self.selected_models)
+        try:
+            return list(find_models(self.repositories))
+        except ModelRepositoryError:
+            return []
 
     @property
     def translated_models(self) -> list[TranslatedModel]:
@@ -335,13 +349,15 @@ class LocalTritonServer:
         with self._lock:
             if self.is_running():
                 return self
+            if self._process is not None or self._workdir is not None:  # it died: clean up, keep its log
+                self._cleanup(keep_log=True)
+            self._failed = False
             ok, reason = bundled_server_available()
             if not ok:
                 raise ServerStartError(f"cannot start the local Triton server: {reason}")
             self._resolve_device()
             begin = time.monotonic()
-            auto_ports = self.requested_grpc_port < 0 or self.requested_http_port < 0
-            attempts = 3 if auto_ports else 1
+            attempts = 3
             for attempt in range(1, attempts + 1):
                 try:
                     self._prepare()
@@ -349,14 +365,19 @@ class LocalTritonServer:
                     self._wait_ready()
                     break
                 except ServerStartError as exc:
-                    in_use = "already in use" in str(exc) or "Address already in use" in str(exc)
-                    self._cleanup(keep_log=not (in_use and attempt < attempts))
-                    if in_use and attempt < attempts:
-                        log.info("a port was taken meanwhile; retrying with other ports")
+                    # a port picked here was taken between picking and binding: pick again
+                    taken = [int(p) for p in re.findall(r"Socket '[^']*:(\d+)' already in use", str(exc))]
+                    retry = attempt < attempts and taken and not set(taken) & {self.requested_grpc_port,
+                                                                               self.requested_http_port}
+                    self._cleanup(keep_log=not retry)
+                    if retry:
+                        log.info("port %s was taken meanwhile; retrying with other ports", taken)
                         continue
+                    self._failed = True
                     raise
                 except BaseException:
                     self._cleanup(keep_log=True)
+                    self._failed = True
                     raise
             self.start_seconds = time.monotonic() - begin
             _RUNNING.add(self)
@@ -370,7 +391,8 @@ class LocalTritonServer:
             if self._process is not None:
                 self._terminate()
                 log.info("local Triton server stopped")
-            self._cleanup(keep_log=self.keep_logs or self.log_dir is not None)
+            # the log of a failed start is kept: the ServerStartError names it
+            self._cleanup(keep_log=self.keep_logs or self.log_dir is not None or self._failed)
             _RUNNING.discard(self)
 
     def restart(self) -> LocalTritonServer:
@@ -457,7 +479,7 @@ class LocalTritonServer:
         # from `python3` on PATH: this interpreter's directory first makes it see this venv's site-packages.
         # Generated model.py files also prepend the job's exact sys.path (SYS_PATH_VARIABLE) before importing.
         env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")]).rstrip(os.pathsep)
-        env[SYS_PATH_VARIABLE] = _stub_pythonpath()
+        env[SYS_PATH_VARIABLE] = _job_sys_path()
         if self.device == "cpu":
             env["CUDA_VISIBLE_DEVICES"] = ""
         return env
@@ -507,8 +529,34 @@ class LocalTritonServer:
         finally:
             client.close()
 
+    def log_excerpt(self, lines: int = 40) -> str:
+        """The server log's tail without its option and backend tables, after its first error lines."""
+        text = self.log_tail(400)
+        kept: list[str] = []
+        block: list[str] = []
+
+        def flush() -> None:
+            header = block[1] if len(block) > 1 else ""
+            if re.match(r"\|\s*Model\s*\|", header):  # the model status table; not options, backends, agents
+                kept.extend(block)
+            block.clear()
+
+        for line in text.splitlines():
+            if line.startswith(("+", "|")):
+                block.append(line)
+                continue
+            if block:
+                flush()
+            if line.strip() and "CudaDriverHelper has not been initialized" not in line:  # benign without GPU
+                kept.append(line)
+        if block:
+            flush()
+        tail = kept[-lines:]
+        errors = [line for line in kept if re.match(r"E\d{4} ", line) and line not in tail][:5]
+        return "\n".join([*errors, "..."] if errors else []) + ("\n" if errors else "") + "\n".join(tail)
+
     def _failure(self, what: str, hint: str = "") -> str:
-        tail = self.log_tail(40)
+        tail = self.log_excerpt(30)
         hints = [hint] if hint else []
         if "already in use" in tail:
             hints.append("A port is taken: pass other ports, or -1 to pick free ones.")
@@ -545,8 +593,8 @@ class LocalTritonServer:
             return
         pgid = process.pid
         if process.poll() is None:
-            try:
-                os.killpg(pgid, signal.SIGTERM)
+            try:  # the server alone: it finalizes its stubs itself (about 2 s: Triton polls its unloading each second)
+                os.kill(pgid, signal.SIGTERM)
             except ProcessLookupError:
                 pass
             try:
