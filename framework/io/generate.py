@@ -22,8 +22,8 @@ The physics is a toy, but every number is derived from one consistent picture:
 
 Floating-point values are stored with a reduced mantissa, as MiniAOD packs PackedCandidates; this keeps
 files small. Generation is vectorised over chunks of :data:`CHUNK_EVENTS` events; chunk ``i`` draws
-from ``SeedSequence(seed, spawn_key=(i,))``, so the content depends only on the seed (and run numbering
-arguments), never on the machine.
+from ``SeedSequence(seed, spawn_key=(i,))``, so the content is a function of the arguments only (never of
+the machine or the compression), and complete chunks do not depend on ``n_events``.
 """
 
 from __future__ import annotations
@@ -31,8 +31,8 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import tempfile
 import time
+import uuid
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -601,7 +601,7 @@ def _generate_chunk(rng: np.random.Generator, n_events: int, first_index: int, r
     neutral_classes = (
         (~charged & pu_mask, (0.5, 6.0)),  # pileup neutrals: mostly rejected
         (~charged & ~pu_mask & ((parts["origin"] <= _WLEP) | (parts["origin"] == _RECOIL)), (6.0, 1.0)),
-        (~charged & ((parts["origin"] == _UE)), (1.5, 2.0)),  # soft PV neutrals
+        (~charged & (parts["origin"] == _UE), (1.5, 2.0)),  # soft PV neutrals
     )
     for mask, (alpha, beta) in neutral_classes:
         puppi[mask] = rng.beta(alpha, beta, int(mask.sum()))
@@ -838,7 +838,7 @@ def _to_tree_chunk(flat: dict[str, np.ndarray]) -> dict[str, object]:
 
 
 def generate(path: str | os.PathLike, n_events: int, seed: int, *, run: int = 1, events_per_lumi: int = 100,
-             compression: str = "zlib", level: int = 5) -> None:
+             compression: str = "zlib", level: int = 1) -> None:
     """Write ``n_events`` generated events to the ROOT file ``path`` (tree ``Events``).
 
     The content is a deterministic function of ``seed``, ``run`` and ``events_per_lumi``. The file is
@@ -860,8 +860,9 @@ def generate(path: str | os.PathLike, n_events: int, seed: int, *, run: int = 1,
 
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    os.close(fd)
+    # a unique name next to the target (same filesystem, so os.replace is atomic); created by uproot with
+    # the default permissions (umask), unlike tempfile.mkstemp's 0600
+    tmp_name = str(target.parent / f".{target.name}.{os.getpid()}.{uuid.uuid4().hex[:12]}.tmp")
     t0 = time.perf_counter()
     try:
         with uproot.recreate(tmp_name, compression=codecs[compression](level)) as fout:
@@ -894,7 +895,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--run", type=int, default=1, help="run number (default 1)")
     parser.add_argument("--events-per-lumi", type=int, default=100, help="events per luminosity block")
     parser.add_argument("--compression", choices=("zlib", "lzma"), default="zlib")
-    parser.add_argument("--level", type=int, default=5, help="compression level 1-9 (default 5)")
+    parser.add_argument("--level", type=int, default=1, help="compression level 1-9 (default 1)")
     args = parser.parse_args(argv)
     if not logging.getLogger().handlers:
         logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")

@@ -104,18 +104,13 @@ def _catch_infs(x: np.ndarray, replace: float = 0.0) -> np.ndarray:
     return np.where(np.isfinite(x) & (x >= -1e32) & (x <= 1e32), x, replace)
 
 
-def _catch_infs_and_bound(x, replace: float, lower: float, upper: float, offset: float = 0.0) -> np.ndarray:
-    """``btagbtvdeep::catch_infs_and_bound`` (with ``use_offsets = true``)."""
-    v = _catch_infs(np.asarray(x, np.float64), replace) + offset
-    return np.where(v < lower, lower, np.where(v > upper, upper, v))
-
-
 _NO_BOUND = (np.nan, -np.inf, np.inf, 0.0)
 
 
 def _bound_columns(values: np.ndarray, spec: np.ndarray) -> np.ndarray:
-    """:func:`_catch_infs_and_bound` column by column in one pass; ``spec`` rows are
-    (replace, lower, upper, offset), a NaN ``replace`` marks a column CMSSW copies unbounded."""
+    """``btagbtvdeep::catch_infs_and_bound(x, replace, lower, upper, offset)`` (``use_offsets = true``)
+    column by column in one pass; ``spec`` rows are (replace, lower, upper, offset), a NaN ``replace``
+    marks a column CMSSW copies as it is."""
     replace, lower, upper, offset = spec
     bounded = ~np.isnan(replace)
     ok = np.isfinite(values) & (values >= -1e32) & (values <= 1e32)
@@ -266,6 +261,11 @@ def _build(ev, max_cpf, max_npf, max_sv, min_slots, pad_to_event_max, jet_radius
     jphi = _get(ev, "Jet_phi")
     jmass = _get(ev, "Jet_mass")
     n_jets = len(jpt)
+    if n_jets == 0 and len(_get(ev, "JetPFCands_jetIdx", np.int64)) == 0:  # fast path, same result
+        slots = (max_cpf, max_npf, max_sv) if not pad_to_event_max else (min_slots,) * 3
+        widths = (len(CPF_FEATURES), len(NPF_FEATURES), len(SV_FEATURES), 4, 4, 4)
+        inputs = {name: np.zeros((0, slots[i % 3], widths[i]), np.float32) for i, name in enumerate(INPUT_NAMES)}
+        return inputs, np.zeros(0, bool)
     jpx, jpy, jpz, je = _p4(jpt, jeta, jphi, jmass)
     jp = np.sqrt(jpx * jpx + jpy * jpy + jpz * jpz)
     ux, uy, uz = jpx / jp, jpy / jp, jpz / jp  # jet.momentum().Unit()
