@@ -26,6 +26,7 @@ from .exceptions import FrameworkError, InputError
 log = logging.getLogger(__name__)
 
 FLAVOURS = {"b": 5, "c": 4, "light": 0}
+COLOURS = {"b": "tab:red", "c": "tab:green", "light": "tab:blue", "all": "black"}
 
 
 @dataclass
@@ -105,6 +106,9 @@ def make_plots(direct: str, sonic: str, out_dir: str, score_prefix: str, met_pre
     import matplotlib.pyplot as plt
     import mplhep
 
+    import warnings
+
+    warnings.filterwarnings("ignore", message="Integer weights indicate poissonian data")
     plt.style.use(mplhep.style.CMS)
     td, ts = uproot.open(direct)["Events"], uproot.open(sonic)["Events"]
     made = []
@@ -119,8 +123,8 @@ def make_plots(direct: str, sonic: str, out_dir: str, score_prefix: str, met_pre
             s = _flat(vs[sel] if sel is not None else vs)
             h_d = hist.Hist.new.Reg(40, -1.0, 1.0, name="score").Double().fill(d)
             h_s = hist.Hist.new.Reg(40, -1.0, 1.0, name="score").Double().fill(s)
-            mplhep.histplot(h_d, ax=ax, label=f"{label} direct", histtype="step", linewidth=2)
-            mplhep.histplot(h_s, ax=ax, label=f"{label} SONIC", histtype="step", linestyle="--", linewidth=2)
+            mplhep.histplot(h_d, ax=ax, label=f"{label} direct", histtype="step", linewidth=2, yerr=False, color=COLOURS[label])
+            mplhep.histplot(h_s, ax=ax, label=f"{label} SONIC", histtype="step", linestyle="--", linewidth=2, yerr=False, color=COLOURS[label])
         ax.set_xlabel(name)
         ax.set_ylabel("jets")
         ax.set_yscale("log")
