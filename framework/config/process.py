@@ -249,10 +249,28 @@ class Process:
             obj = self._objects[label]
             if isinstance(obj, _Module):
                 out.append(f"process.{label} = {obj.dumpPython()}")
-        for label in self._order:
+        emitted: set[str] = set()
+
+        def emit(label: str) -> None:  # a Sequence/Task/Path after the labelled ones it refers to
+            if label in emitted:
+                return
+            emitted.add(label)
             obj = self._objects[label]
-            if not isinstance(obj, _Module):
-                out.append(f"process.{label} = {obj.dumpPython()}")
+
+            def visit(seq: _Sequenceable) -> None:
+                for x in list(seq._items) + list(seq._tasks):
+                    if isinstance(x, _Sequenceable):
+                        if x.label_() in self._objects and self._objects[x.label_()] is x:
+                            emit(x.label_())
+                        else:
+                            visit(x)
+
+            visit(obj)
+            out.append(f"process.{label} = {obj.dumpPython()}")
+
+        for label in self._order:
+            if not isinstance(self._objects[label], _Module):
+                emit(label)
         if self.schedule is not None:
             refs = ", ".join(f"process.{p.label_()}" for p in self.schedule)
             tasks = getattr(self.schedule, "tasks", [])

@@ -109,7 +109,10 @@ class Options:
                     "(`help` lists them with their meaning)"
                 )
             opt = self._options[key]
-            opt.value, opt.given = opt.convert(text), True
+            try:
+                opt.value, opt.given = opt.convert(text), True
+            except ConfigurationError as e:
+                raise ConfigurationError(f"{e} Valid keys: {self._keys()}") from None
         self._parsed = True
         return self
 

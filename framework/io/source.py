@@ -62,6 +62,14 @@ def open_tree(path: str, tree_name: str) -> tuple[object, object]:
     return f, tree
 
 
+def _some(names: list[str], n: int = 3) -> str:
+    """``branch 'a'`` or ``74 branches ('a', 'b', 'c', ...)``: short enough for an error message."""
+    if len(names) == 1:
+        return f"branch '{names[0]}'"
+    shown = ", ".join(repr(x) for x in names[:n])
+    return f"{len(names)} branches ({shown}{', ...' if len(names) > n else ''})"
+
+
 @register("RootSource")
 class RootSource(Source):
     """Reads flat trees (NanoAOD ``Events``) from one or more ROOT files, in chunks of
@@ -168,7 +176,7 @@ class RootSource(Source):
                 arrays = tree.arrays(names, entry_start=start, entry_stop=stop, library="ak")
             except Exception as e:  # noqa: BLE001
                 raise InputError(
-                    f"cannot read branches {names} (entries {start}-{stop}) of {path}: {type(e).__name__}: {e}. "
+                    f"cannot read {_some(names)} (entries {start}-{stop}) of {path}: {type(e).__name__}: {e}. "
                     "The file may be corrupt."
                 ) from None
             return {n: Column.from_awkward(arrays[n]) for n in names}
@@ -206,7 +214,7 @@ class RootSource(Source):
                 c = Chunk(path, self._entry, stop, self._reader(path))
                 pre = list(self._required)
                 if self._has_ids[self._file_index]:
-                    pre += list(ID_BRANCHES)
+                    pre += [b for b in ID_BRANCHES if b not in pre]
                 c.preload(pre)
                 self._chunk = c
             entry = self._entry
