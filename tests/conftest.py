@@ -79,12 +79,14 @@ def run_framework():
 def _clean_framework_state():
     """No services, options or test-module records leak from one test to the next."""
     from framework.config import varparsing
+    from framework.config.modifiers import reset_all
     from framework.core import services
 
     from . import plugins
 
     services.clear()
     varparsing.reset([])
+    reset_all()
     plugins.reset()
     yield
     services.clear()

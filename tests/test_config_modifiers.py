@@ -272,11 +272,6 @@ def test_modified_config_runs_with_the_modified_values():
     assert "seed = cms.int32(5)" in process.dumpPython()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: (~m).toModify is decided at the call (_NotModifier._do), so in a fragment declared before "
-    "Process(name, m) it acts although m is then chosen; plain modifiers wait for the Process",
-)
 def test_not_modifier_declared_before_the_process_waits_for_it():
     m = cms.Modifier()
     prod = cms.EDProducer("TestEventNumberProducer", size=1)

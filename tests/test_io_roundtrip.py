@@ -229,11 +229,6 @@ def test_zero_events_write_an_empty_tree_with_the_kept_input_branches(sample_fil
         assert tree["MET_pt"].array(library="np").dtype == np.float32
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: RootOutputModule._write_empty_tree calls mktree(name, {}) when no input branch is kept, "
-    "and uproot refuses a TTree without branches: 0 events with only products kept is an internal error",
-)
 def test_zero_events_with_only_products_kept(tmp_path):
     out = tmp_path / "o.root"
     process = cms.Process("ZERO")
@@ -249,11 +244,6 @@ def test_zero_events_with_only_products_kept(tmp_path):
         assert f["Events"].num_entries == 0
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG (same cause): an output whose outputCommands keep no branch fails in uproot's mktree "
-    "('TTree must have at least one branch'), an internal error instead of a file or a clear message",
-)
 def test_output_keeping_no_branch_is_not_an_internal_error(tmp_path):
     out = tmp_path / "o.root"
     process = cms.Process("NOTHING")

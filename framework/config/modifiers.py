@@ -115,11 +115,34 @@ class _ModifierBase:
 _ALL_MODIFIERS: weakref.WeakSet = weakref.WeakSet()
 
 
+# `~m` modifications asked for before any Process exists: decided when the next Process is created
+_PENDING_NOT: list[tuple[_ModifierBase, Callable[[], None]]] = []
+_state = {"process_created": False}
+
+
 def reset_all() -> None:
     """Un-choose every modifier and forget pending modifications (a new config is being loaded)."""
     for m in list(_ALL_MODIFIERS):
         m._chosen = False
         m._pending = []
+    _PENDING_NOT.clear()
+    _state["process_created"] = False
+
+
+def unchoose_all() -> None:
+    """A new Process is being created: only the modifiers passed to it count from now on."""
+    for m in list(_ALL_MODIFIERS):
+        m._chosen = False
+
+
+def process_created() -> None:
+    """Called by Process once its modifiers are chosen: decide the pending ``~m`` modifications."""
+    _state["process_created"] = True
+    pending = list(_PENDING_NOT)
+    _PENDING_NOT.clear()
+    for mod, op in pending:
+        if mod._isChosen():
+            op()
 
 
 class Modifier(_ModifierBase):
@@ -196,7 +219,8 @@ class _BinaryModifier(_ModifierBase):
 
 
 class _NotModifier(_ModifierBase):
-    """``~m``: decided when used (CMSSW semantics), since 'not chosen' cannot be waited for."""
+    """``~m``: acts when *m* is not chosen. Asked before any Process exists, it is decided when the
+    Process is created; afterwards at once."""
 
     def __init__(self, m: _ModifierBase) -> None:
         super().__init__()
@@ -206,7 +230,9 @@ class _NotModifier(_ModifierBase):
         return not self._m._isChosen()
 
     def _do(self, op: Callable[[], None]) -> None:
-        if self._isChosen():
+        if not _state["process_created"]:
+            _PENDING_NOT.append((self, op))
+        elif self._isChosen():
             op()
 
 

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from ..exceptions import ConfigurationError, did_you_mean
-from .modifiers import Modifier, ProcessModifier, _ModifierBase
+from .modifiers import Modifier, ProcessModifier, _ModifierBase, process_created, unchoose_all
 from .modules import (
     EDAnalyzer,
     EDFilter,
@@ -53,8 +53,10 @@ class Process:
         d["schedule"] = None
         d["options"] = PSet(**OPTIONS_DEFAULTS)
         d["maxEvents"] = PSet(**MAXEVENTS_DEFAULTS)
+        unchoose_all()
         for m in list(modifiers) + list(_extra_modifiers):
             self.applyModifier(m)
+        process_created()
 
     # ---------------------------------------------------------------- attributes
     def name_(self) -> str:

@@ -184,7 +184,10 @@ class EventProcessor:
 
     def explain_missing(self, label: str) -> str:
         if label in self.modules:
-            return f" Module '{label}' ran but made no such product."
+            return (
+                f" Module '{label}' ran but made no such product (or it runs later: modules on a Path run in "
+                "order; put producers before their consumers or in a Task)."
+            )
         decls = self.process.modules_()
         if label in decls:
             return (

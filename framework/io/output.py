@@ -21,6 +21,9 @@ from ..exceptions import ConfigurationError, InputError
 log = logging.getLogger(__name__)
 
 
+ID_BRANCHES = (("run", np.uint32), ("luminosityBlock", np.uint32), ("event", np.uint64))
+
+
 def parse_output_commands(commands: list[str]) -> list[tuple[bool, str]]:
     """``["drop *", "keep Jet_*"]`` -> ``[(False, "*"), (True, "Jet_*")]``."""
     rules = []
@@ -111,15 +114,22 @@ class RootOutputModule(OutputModule):
             return
         if self._product_keys is None and events:
             self._product_keys = self._select_products(events[0])
-        data = self._input_data(events)
+        data = self._id_data(events)
+        data.update(self._input_data(events))
         data.update(self._product_data(events))
-        if not data:
-            return
         if not self._tree_written:
             self._tree = self._file.mktree(self.params.treeName, _branch_types(data))
             self._tree_written = True
         self._tree.extend(data)
         self.n_written += len(events)
+
+    def _id_data(self, events: list[Event]) -> dict[str, Any]:
+        """Every output has the event IDs (as NanoAOD), from the input when kept, else from the event."""
+        ids: dict[str, Any] = {}
+        for i, (name, dtype) in enumerate(ID_BRANCHES):
+            if name not in self._inputs:
+                ids[name] = np.fromiter((ev.id[i] for ev in events), dtype=dtype, count=len(events))
+        return ids
 
     def _input_data(self, events: list[Event]) -> dict[str, Any]:
         if not self._inputs:
@@ -179,9 +189,10 @@ class RootOutputModule(OutputModule):
             finally:
                 f.close()
             data = _group_jagged(cols, counters=self._counter_names())
-            self._file.mktree(self.params.treeName, _branch_types(data))
         else:
-            self._file.mktree(self.params.treeName, {})
+            data = {}
+        data = {**self._id_data([]), **data}
+        self._file.mktree(self.params.treeName, _branch_types(data))
 
     def abort(self) -> None:
         if self._file is not None:

@@ -97,11 +97,14 @@ class RootSource(Source):
             raise InputError(f"skipEvents must be >= 0, got {skip}")
         self._entries: list[int] = []
         self._branches: list[list[str]] = []
-        for path in self.files:
+        for i, path in enumerate(self.files):
             f, tree = open_tree(path, self.params.treeName)
             self._entries.append(int(tree.num_entries))
             self._branches.append(list(tree.keys()))
-            f.close()
+            if i == 0:  # kept open for reading (opening a NanoAOD file with ~1000 branches costs ~1 s)
+                self._open = (path, (f, tree))
+            else:
+                f.close()
         total = sum(self._entries)
         self.skip = skip
         self.max_events = max_events
@@ -125,13 +128,6 @@ class RootSource(Source):
 
     def branchNames(self) -> list[str]:
         return list(self._branches[0]) if self._branches else []
-
-    def branchInfo(self) -> dict[str, object]:
-        """Branch name -> uproot branch of the first file (interpretations, for output types)."""
-        f, tree = open_tree(self.files[0], self.params.treeName)
-        info = {k: tree[k] for k in tree.keys()}
-        self._keep_open = f
-        return info
 
     def require(self, names: Iterable[str]) -> None:
         """Check that every file has the branches *names* and read them ahead with each chunk."""
@@ -226,10 +222,6 @@ class RootSource(Source):
 
     def close(self) -> None:
         self._close_current()
-        f = getattr(self, "_keep_open", None)
-        if f is not None:
-            f.close()
-            self._keep_open = None
 
 
 @register("EmptySource")

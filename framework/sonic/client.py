@@ -1,0 +1,891 @@
+"""``TritonClient``: CMSSW's SonicTriton client for one module (one instance per stream).
+
+It registers its model with the :class:`~framework.sonic.service.TritonService` when constructed, connects in
+``beginJob`` (reads the model's metadata and configuration from the server and checks them against the local
+``config.pbtxt``), and per event sends the inputs a producer filled (:mod:`framework.sonic.data`) in one of
+three modes:
+
+``Sync``
+    the request runs in the calling thread; ``acquire`` returns when the answer is there.
+``Async``
+    ``tritonclient.grpc``'s ``async_infer``; its callback completes the ExternalWork (``holder.doneWaiting``),
+    and the framework thread serves other events meanwhile. Retries are re-dispatched from the callback.
+``PseudoAsync``
+    a blocking request on a thread of a small pool; the framework thread is free as in ``Async``.
+
+A recoverable error (UNAVAILABLE, DEADLINE_EXCEEDED, a reset connection) is retried until ``allowedTries``
+attempts in total were made, ``retryDelay`` seconds after the first failure and twice as long after each further
+one; then the module fails with a message naming the model, the server and the event. System shared memory
+carries inputs (and outputs of known shape) when the server is on this machine and ``useSharedMemory`` is set.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import threading
+import time
+from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+import numpy as np
+
+from ..core.params import Params, Required, check_parameters
+from ..exceptions import ConfigurationError, FrameworkError, did_you_mean
+from .data import (
+    RAGGED,
+    RECTANGULAR,
+    TensorInfo,
+    TritonInputData,
+    TritonInputs,
+    TritonOutputData,
+    TritonOutputs,
+    config_dtype_to_triton,
+)
+from .errors import TritonConfigError, TritonDataError, TritonServerError
+from .shm import ShmPair, align
+
+if TYPE_CHECKING:
+    from ..core.module import WaitingTaskHolder
+    from .service import TritonService
+
+log = logging.getLogger("framework.sonic")
+
+MODES = ("Sync", "Async", "PseudoAsync")
+BATCH_MODES = (RECTANGULAR, RAGGED)
+COMPRESSIONS = ("", "gzip", "deflate")
+TIMEOUT_UNITS = {"seconds": 1.0, "milliseconds": 1e-3, "microseconds": 1e-6}
+CONTROL_TIMEOUT = 30.0
+"""Seconds allowed for metadata, configuration, statistics and shared-memory calls."""
+MAX_RETRY_DELAY = 10.0
+
+CLIENT_PARAMETERS: dict[str, Any] = {
+    "mode": "Async",
+    "modelName": Required(str, "the model's name on the Triton server"),
+    "modelVersion": "",
+    "modelConfigPath": "",
+    "preferredServer": "",
+    "timeout": 0.0,
+    "timeoutUnit": "seconds",
+    "allowedTries": 1,
+    "retryDelay": 0.5,
+    "useSharedMemory": True,
+    "compression": "",
+    "outputs": [],
+    "verbose": False,
+    "batchMode": RECTANGULAR,
+}
+"""The ``Client`` PSet of a SONIC producer (CMSSW's names). ``timeout``: per request, in ``timeoutUnit``, 0 = no
+limit; ``allowedTries``: attempts in total; ``retryDelay``: seconds before the first retry (doubled after each
+further one); ``outputs``: the outputs to request (empty = all); ``batchMode``: ``Rectangular`` or ``Ragged``."""
+
+_RETRIABLE_STATUS = {"StatusCode.UNAVAILABLE", "StatusCode.DEADLINE_EXCEEDED"}
+_RETRIABLE_TEXT = ("connection reset", "socket closed", "broken pipe", "connection refused", "failed to connect",
+                   "rst_stream", "goaway", "connection aborted", "end of tcp stream")
+_LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1", "[::1]", "0.0.0.0"}
+
+
+# ----------------------------------------------------------------------------- addresses and connections
+class SslOptions(NamedTuple):
+    """Files of an SSL connection (``None``: gRPC's default root certificates / no client certificate)."""
+
+    rootCertificates: str | None = None
+    privateKey: str | None = None
+    certificateChain: str | None = None
+
+
+class ServerAddress(NamedTuple):
+    """Where a model is served: gRPC address (``host:port`` or ``unix:...``), whether the server runs on
+    this machine (shared memory possible), and the SSL options (``None`` for a plain connection)."""
+
+    address: str
+    isLocal: bool
+    ssl: SslOptions | None = None
+
+
+def grpc_url(address: str, port: int | None) -> str:
+    """``host:port`` for gRPC (IPv6 hosts in brackets; ``unix:`` addresses as they are)."""
+    if address.startswith("unix:"):
+        return address
+    if ":" in address and not address.startswith("["):
+        address = f"[{address}]"
+    return f"{address}:{port}" if port is not None else address
+
+
+def is_local_address(address: str) -> bool:
+    """True for loopback hosts and unix sockets (where system shared memory is possible)."""
+    if address.startswith("unix:"):
+        return True
+    host = address.rsplit(":", 1)[0] if address.count(":") == 1 or address.startswith("[") else address
+    return host.strip("[]") in {h.strip("[]") for h in _LOCAL_HOSTS}
+
+
+def parse_server(server: str | ServerAddress) -> ServerAddress:
+    """A :class:`ServerAddress` from ``"host:port"`` (or one given as is)."""
+    if isinstance(server, ServerAddress):
+        return server
+    return ServerAddress(str(server), is_local_address(str(server)), None)
+
+
+def grpc_client(address: str, ssl: SslOptions | None = None) -> Any:
+    """A ``tritonclient.grpc.InferenceServerClient`` whose channel reconnects within a second after the
+    server comes back (gRPC's default reconnect backoff grows to two minutes). With *ssl*, a secure channel
+    with the given certificates; verification is never turned off."""
+    import tritonclient.grpc as grpcclient
+
+    keepalive = grpcclient.KeepAliveOptions()
+    channel_args = [
+        ("grpc.max_send_message_length", grpcclient.MAX_GRPC_MESSAGE_SIZE),
+        ("grpc.max_receive_message_length", grpcclient.MAX_GRPC_MESSAGE_SIZE),
+        ("grpc.keepalive_time_ms", keepalive.keepalive_time_ms),
+        ("grpc.keepalive_timeout_ms", keepalive.keepalive_timeout_ms),
+        ("grpc.keepalive_permit_without_calls", keepalive.keepalive_permit_without_calls),
+        ("grpc.http2.max_pings_without_data", keepalive.http2_max_pings_without_data),
+        ("grpc.initial_reconnect_backoff_ms", 100),
+        ("grpc.min_reconnect_backoff_ms", 100),
+        ("grpc.max_reconnect_backoff_ms", 1000),
+    ]
+    if ssl is None:
+        return grpcclient.InferenceServerClient(address, channel_args=channel_args)
+    return grpcclient.InferenceServerClient(
+        address, ssl=True, root_certificates=ssl.rootCertificates or None, private_key=ssl.privateKey or None,
+        certificate_chain=ssl.certificateChain or None, channel_args=channel_args)
+
+
+def is_recoverable(exc: BaseException) -> bool:
+    """Whether a failed request may succeed when tried again (server unavailable, timeout, reset connection,
+    shared memory lost in a server restart)."""
+    status = _status(exc)
+    if status in _RETRIABLE_STATUS:
+        return True
+    text = str(exc).lower()
+    return any(t in text for t in _RETRIABLE_TEXT) or _shm_lost(exc)
+
+
+def _status(exc: BaseException) -> str:
+    status = getattr(exc, "status", None)
+    try:
+        return str(status()) if callable(status) else str(status or "")
+    except Exception:  # noqa: BLE001
+        return ""
+
+
+def _shm_lost(exc: BaseException) -> bool:
+    text = str(exc).lower()
+    return "shared memory region" in text and ("unable to find" in text or "not found" in text
+                                                or "no shared memory" in text)
+
+
+def _message(exc: BaseException) -> str:
+    message = getattr(exc, "message", None)
+    try:
+        text = message() if callable(message) else str(exc)
+    except Exception:  # noqa: BLE001
+        text = str(exc)
+    status = _status(exc)
+    return f"[{status}] {text}" if status else f"{type(exc).__name__}: {text}"
+
+
+# ----------------------------------------------------------------------------- statistics
+@dataclass
+class ClientStats:
+    """Counters and times (seconds) of one client, or of several merged."""
+
+    events: int = 0
+    """Events dispatched (including batch 0)."""
+    skipped: int = 0
+    """Events with batch size 0: no server call."""
+    requests: int = 0
+    """Requests sent, retries included (ragged: one per entry)."""
+    retries: int = 0
+    failures: int = 0
+    entries: int = 0
+    """Batch entries sent."""
+    acquire: float = 0.0
+    """Time in the producer's acquire (filling the inputs)."""
+    dispatch: float = 0.0
+    """From dispatch to the server's answer (request preparation, network, queue and compute)."""
+    produce: float = 0.0
+    """Time in the producer's produce (reading the outputs)."""
+    latencies: list[float] = field(default_factory=list, repr=False)
+
+    def merge(self, other: ClientStats) -> None:
+        for name in ("events", "skipped", "requests", "retries", "failures", "entries", "acquire", "dispatch",
+                     "produce"):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        self.latencies.extend(other.latencies)
+
+    def summary(self) -> str:
+        called = max(1, self.events - self.skipped)
+        n = max(1, self.events)
+        text = (f"{self.events} events ({self.skipped} with batch 0), {self.requests} requests, "
+                f"{self.retries} retries, {self.failures} failures; per event: acquire "
+                f"{1e3 * self.acquire / n:.3f} ms, dispatch {1e3 * self.dispatch / called:.3f} ms, "
+                f"produce {1e3 * self.produce / n:.3f} ms")
+        if self.latencies:
+            p50, p99 = np.percentile(self.latencies, [50, 99])
+            text += f"; round trip p50 {1e3 * p50:.3f} ms, p99 {1e3 * p99:.3f} ms"
+        return text
+
+
+# ----------------------------------------------------------------------------- requests
+@dataclass
+class _Request:
+    """One inference request (the whole batch in rectangular mode; one entry in ragged mode)."""
+
+    entry: int
+    inputs: list
+    outputs: list | None
+    batch: int
+    shm_outputs: dict[str, tuple[int, tuple[int, ...]]] = field(default_factory=dict)
+    tries: int = 0
+    result: Any = None
+
+
+class _Gather:
+    """Collects the answers of several concurrent requests and finishes once, when all are in."""
+
+    def __init__(self, n: int, finish: Callable[[tuple[_Request, BaseException] | None], None]):
+        self._left = n
+        self._lock = threading.Lock()
+        self._error: tuple[_Request, BaseException] | None = None
+        self._finish = finish
+
+    def done(self, req: _Request, result: Any, error: BaseException | None) -> None:
+        with self._lock:
+            req.result = result
+            if error is not None and self._error is None:
+                self._error = (req, error)
+            self._left -= 1
+            last = self._left == 0
+        if last:
+            self._finish(self._error)
+
+
+_POOL: ThreadPoolExecutor | None = None
+_POOL_LOCK = threading.Lock()
+
+
+def _pseudo_async_pool() -> ThreadPoolExecutor:
+    global _POOL
+    with _POOL_LOCK:
+        if _POOL is None:
+            _POOL = ThreadPoolExecutor(max_workers=max(8, 4 * (os.cpu_count() or 1)),
+                                       thread_name_prefix="sonic-pseudoasync")
+        return _POOL
+
+
+# ----------------------------------------------------------------------------- the client
+class TritonClient:
+    """The SONIC client of one module instance.
+
+    In a job, a :class:`~framework.sonic.producer.SonicEDProducer` makes it from its ``Client`` PSet; the
+    producer only sees ``client.input`` / ``client.output`` and, where needed, :meth:`setBatchSize` and
+    :meth:`setBatchMode`. Outside a job (benchmarks, notebooks) give ``server="host:port"``::
+
+        with TritonClient({"modelName": "affine", "mode": "Sync"}, server="127.0.0.1:8001") as client:
+            client.input["INPUT"].toServer(x)
+            client.evaluate()
+            y = client.output["OUTPUT"].fromServer()
+    """
+
+    parameters = CLIENT_PARAMETERS
+
+    def __init__(self, params: Mapping[str, Any] | Params, *, label: str = "", service: TritonService | None = None,
+                 server: str | ServerAddress | None = None):
+        where = f"module '{label}': Client" if label else "SONIC client"
+        if not isinstance(params, Params):
+            params = Params(check_parameters(CLIENT_PARAMETERS, dict(params), where))
+        if "modelName" not in params:
+            raise ConfigurationError(f"{where}: missing required parameter 'modelName' (the model's name on the server)")
+        self.params = params
+        self.label = label
+        self.modelName: str = params.modelName
+        self.modelVersion: str = str(params.modelVersion)
+        self.modelConfigPath: str = params.modelConfigPath
+        self.mode: str = _choice(where, "mode", params.mode, MODES)
+        self.defaultBatchMode: str = _choice(where, "batchMode", params.batchMode, BATCH_MODES)
+        self.compression: str = _choice(where, "compression", params.compression, COMPRESSIONS)
+        unit = _choice(where, "timeoutUnit", params.timeoutUnit, tuple(TIMEOUT_UNITS))
+        if params.timeout < 0:
+            raise ConfigurationError(f"{where}: timeout must be >= 0 (0 = no limit), got {params.timeout}")
+        self.timeout: float | None = params.timeout * TIMEOUT_UNITS[unit] or None
+        if int(params.allowedTries) < 1:
+            raise ConfigurationError(
+                f"{where}: allowedTries is the number of attempts in total and must be >= 1, got {params.allowedTries}")
+        self.allowedTries = int(params.allowedTries)
+        if params.retryDelay < 0:
+            raise ConfigurationError(f"{where}: retryDelay must be >= 0 seconds, got {params.retryDelay}")
+        self.retryDelay = float(params.retryDelay)
+        self.verbose = bool(params.verbose)
+        self.useSharedMemory = bool(params.useSharedMemory)
+        self.requestedOutputs = [str(o) for o in params.outputs]
+        if self.modelConfigPath and not os.path.isfile(self.modelConfigPath):
+            raise ConfigurationError(
+                f"{where}: modelConfigPath {self.modelConfigPath!r} does not exist. Give the model's config.pbtxt "
+                "(<repository>/<model>/config.pbtxt) or leave it empty.")
+
+        self.stats = ClientStats()
+        self.serverName = ""
+        self.serverAddress = ""
+        self.isLocal = False
+        self.maxBatchSize = 0
+        self.inputInfo: dict[str, TensorInfo] = {}
+        self.outputInfo: dict[str, TensorInfo] = {}
+        self.input = TritonInputs({}, self)
+        self.output = TritonOutputs({}, self)
+        self._grpc: Any = None
+        self._ssl: SslOptions | None = None
+        self._shm: ShmPair | None = None
+        self._shm_lock = threading.Lock()
+        self._stats_lock = threading.Lock()
+        self._connected = False
+        self._where = ""
+        self._batch_explicit: int | None = None
+        self._batch_observed: int | None = None
+        self._batch_from = ""
+        self.batchMode = self.defaultBatchMode
+        self._dispatch_start = 0.0
+        self.lastDispatchTime = 0.0
+        self.lastTries = 0
+
+        self._server_override = parse_server(server) if server is not None else None
+        self._service = None
+        if self._server_override is None:
+            if service is None:
+                from ..core import services
+
+                service = services.get("TritonService")
+            service.addModel(self.modelName, self.modelConfigPath, params.preferredServer, client=self)
+            self._service = service
+
+    # ------------------------------------------------------------------ connection
+    def connect(self) -> None:
+        """Find the model's server, read the model's metadata and configuration, check them against the local
+        ``config.pbtxt`` and prepare the inputs and outputs (``beginJob``)."""
+        if self._connected:
+            return
+        if self._service is not None:
+            server = self._service.serverFor(self.modelName)
+            self.serverName = self._service.serverName(self.modelName)
+        else:
+            server = self._server_override
+            self.serverName = "direct"
+        assert server is not None
+        self.serverAddress, self.isLocal, self._ssl = server.address, server.isLocal, server.ssl
+        self._grpc = grpc_client(self.serverAddress, self._ssl)
+        metadata, config = self._read_model()
+        self.maxBatchSize = int(config.max_batch_size)
+        batched = self.maxBatchSize > 0
+
+        def infos(tensors: Any) -> dict[str, TensorInfo]:
+            out = {}
+            for t in tensors:
+                shape = [int(d) for d in t.shape]
+                out[t.name] = TensorInfo(t.name, t.datatype, tuple(shape[1:] if batched and shape else shape))
+            return out
+
+        self.inputInfo = infos(metadata.inputs)
+        self.outputInfo = infos(metadata.outputs)
+        if self.modelConfigPath:
+            self._check_local_config()
+        for name in self.requestedOutputs:
+            if name not in self.outputInfo:
+                raise TritonConfigError(
+                    f"{self._describe()}: Client.outputs asks for '{name}', which the model does not have."
+                    f"{did_you_mean(name, self.outputInfo)} Its outputs: {', '.join(self.outputInfo)}.")
+        wanted = self.requestedOutputs or list(self.outputInfo)
+        self.input = TritonInputs({n: TritonInputData(i, self) for n, i in self.inputInfo.items()}, self)
+        self.output = TritonOutputs({n: TritonOutputData(self.outputInfo[n], self) for n in wanted}, self)
+        self._use_shm = self.useSharedMemory and self.isLocal
+        self._shm = ShmPair() if self._use_shm else None
+        self._shm_output_dims = {name: tuple(o.dims) for name, o in self.output._items.items()
+                                 if o.datatype != "BYTES" and not o.variableDims}
+        self._connected = True
+        log.debug("%s: server '%s' (%s), mode %s, %s, max_batch_size %d", self._describe(), self.serverName,
+                  self.serverAddress, self.mode, "shared memory" if self._use_shm else "gRPC payload",
+                  self.maxBatchSize)
+
+    def _read_model(self) -> tuple[Any, Any]:
+        from tritonclient.utils import InferenceServerException
+
+        try:
+            metadata = self._grpc.get_model_metadata(self.modelName, self.modelVersion, client_timeout=CONTROL_TIMEOUT)
+            config = self._grpc.get_model_config(self.modelName, self.modelVersion,
+                                                 client_timeout=CONTROL_TIMEOUT).config
+        except InferenceServerException as exc:
+            version = f" version {self.modelVersion}" if self.modelVersion else ""
+            raise TritonServerError(
+                f"{self._describe()}{version}: cannot read the model's metadata from server '{self.serverName}' "
+                f"({self.serverAddress}): {_message(exc)}\n  How to fix: check that the server runs and serves "
+                "the model (python -m framework serve; Client.modelName, Client.modelVersion).",
+                model=self.modelName, server=self.serverName, address=self.serverAddress, status=_status(exc),
+            ) from exc
+        return metadata, config
+
+    def _check_local_config(self) -> None:
+        from ..server.repository import read_model_config
+
+        local = read_model_config(self.modelConfigPath)
+        problems: list[str] = []
+        if int(local.max_batch_size) != self.maxBatchSize:
+            problems.append(f"max_batch_size: server {self.maxBatchSize}, local {local.max_batch_size}")
+        for kind, server_side, local_side in (("input", self.inputInfo, local.input),
+                                             ("output", self.outputInfo, local.output)):
+            local_infos = {t.name: TensorInfo(t.name, config_dtype_to_triton(
+                _data_type_name(t.data_type)), tuple(int(d) for d in t.dims)) for t in local_side}
+            for name in local_infos.keys() - server_side.keys():
+                problems.append(f"{kind} '{name}' is in the local config but not on the server "
+                                f"(server {kind}s: {', '.join(server_side)})")
+            for name in server_side.keys() - local_infos.keys():
+                problems.append(f"{kind} '{name}' is on the server but not in the local config "
+                                f"(local {kind}s: {', '.join(local_infos)})")
+            for name in server_side.keys() & local_infos.keys():
+                s, loc = server_side[name], local_infos[name]
+                if s.datatype != loc.datatype or s.dims != loc.dims:
+                    problems.append(f"{kind} '{name}': server {s.describe()}, local {loc.describe()}")
+        if problems:
+            raise TritonConfigError(
+                f"{self._describe()}: the model served by '{self.serverName}' ({self.serverAddress}) does not match "
+                f"the local configuration {self.modelConfigPath}:\n  " + "\n  ".join(sorted(problems)) +
+                "\n  How to fix: serve the same model version as the local config.pbtxt, or point "
+                "Client.modelConfigPath at the config of the served model.")
+
+    def close(self) -> None:
+        """Unregister and unlink the shared memory regions and close the connection (``endJob``); idempotent."""
+        if self._shm is not None:
+            self._shm.destroy(timeout=5.0)
+        if self._grpc is not None:
+            try:
+                self._grpc.close()
+            except Exception:  # noqa: BLE001
+                log.debug("error closing the gRPC client", exc_info=True)
+            self._grpc = None
+        if self._connected and self.verbose and self._service is None:
+            log.info("%s: %s", self._describe(), self.stats.summary())
+        self._connected = False
+
+    def __enter__(self) -> TritonClient:
+        self.connect()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    # ------------------------------------------------------------------ per event
+    @property
+    def noBatch(self) -> bool:
+        """True when the model does not batch (``max_batch_size: 0``): inputs have the model's dims exactly."""
+        return self.maxBatchSize <= 0
+
+    @property
+    def batchSize(self) -> int:
+        """The batch size of this event (rectangular: the outer dimension; ragged: the number of entries)."""
+        if self._batch_explicit is not None:
+            return self._batch_explicit
+        return self._batch_observed if self._batch_observed is not None else 0
+
+    def setBatchSize(self, n: int) -> None:
+        """Set the batch size of this event (0: no server call; outputs are then empty)."""
+        n = int(n)
+        if n < 0:
+            raise TritonDataError(f"{self._describe()}: batch size must be >= 0, got {n}{self._where_suffix()}")
+        self._check_batch(n)
+        if self._batch_observed is not None and n != self._batch_observed:
+            raise TritonDataError(
+                f"{self._describe()}: setBatchSize({n}), but input '{self._batch_from}' was given "
+                f"{self._batch_observed} entries{self._where_suffix()}")
+        self._batch_explicit = n
+
+    def setBatchMode(self, mode: str) -> None:
+        """``Rectangular`` (one request, all entries of one shape) or ``Ragged`` (one request per entry) for
+        this event; :meth:`reset` goes back to ``Client.batchMode``."""
+        mode = _choice(self._describe(), "batch mode", mode, BATCH_MODES, error=TritonDataError)
+        if mode == self.batchMode:
+            return
+        if mode == RAGGED:
+            self._switchToRagged("setBatchMode")
+        else:
+            if any(i.isSet for i in self.input.values()):
+                raise TritonDataError(f"{self._describe()}: set the batch mode before giving inputs")
+            self.batchMode = mode
+
+    def reset(self) -> None:
+        """Forget the previous event's inputs, outputs, batch size and batch mode."""
+        for i in self.input._items.values():
+            i.reset()
+        for o in self.output._items.values():
+            o.reset()
+        self._batch_explicit = None
+        self._batch_observed = None
+        self._batch_from = ""
+        self.batchMode = self.defaultBatchMode
+        self._where = ""
+
+    def setEvent(self, where: str) -> None:
+        """Describe the current event in messages (``event.where()``)."""
+        self._where = where
+
+    def _describe(self) -> str:
+        return f"model '{self.modelName}'" + (f" (module '{self.label}')" if self.label else "")
+
+    def _where_suffix(self) -> str:
+        return f" on {self._where}" if self._where else ""
+
+    def _check_batch(self, n: int) -> None:
+        if self.batchMode == RAGGED or not self._connected:
+            return
+        if self.noBatch and n > 1:
+            raise TritonDataError(
+                f"{self._describe()}: batch size {n}, but the model does not batch (max_batch_size 0) and takes "
+                f"one entry per request{self._where_suffix()}.\n  Use ragged mode (one request per entry).")
+        if not self.noBatch and n > self.maxBatchSize:
+            raise TritonDataError(
+                f"{self._describe()}: batch size {n} exceeds the model's max_batch_size {self.maxBatchSize}"
+                f"{self._where_suffix()}.\n  How to fix: send at most {self.maxBatchSize} entries per event (split or "
+                "truncate the batch), or raise max_batch_size in the model's config.pbtxt on the server.")
+
+    def _observeBatch(self, n: int, name: str) -> None:
+        if self._batch_explicit is not None and n != self._batch_explicit:
+            raise TritonDataError(
+                f"{self._describe()}: input '{name}' has {n} entries, but setBatchSize({self._batch_explicit}) was "
+                f"called{self._where_suffix()}")
+        if self._batch_observed is not None and n != self._batch_observed and name != self._batch_from:
+            raise TritonDataError(
+                f"{self._describe()}: input '{name}' has {n} entries, but input '{self._batch_from}' has "
+                f"{self._batch_observed}{self._where_suffix()}. Every input needs the same batch size.")
+        self._check_batch(n)
+        self._batch_observed = n
+        self._batch_from = name
+
+    def _switchToRagged(self, reason: str) -> None:
+        if self.batchMode == RAGGED:
+            return
+        log.debug("%s: ragged batch mode (%s)%s", self._describe(), reason, self._where_suffix())
+        self.batchMode = RAGGED
+        for i in self.input._items.values():
+            i._toRagged()
+
+    # ------------------------------------------------------------------ dispatch
+    def dispatch(self, holder: WaitingTaskHolder) -> None:
+        """Send this event's inputs according to ``mode``; ``holder.doneWaiting(error_or_None)`` is called when
+        the outputs are ready (at once for ``Sync`` and for batch size 0)."""
+        self._start(holder.doneWaiting)
+
+    def evaluate(self) -> None:
+        """Send this event's inputs and block until the outputs are ready (any mode); raises on failure."""
+        box: list[BaseException | None] = []
+        self._start(box.append, blocking=True)  # blocking: done() was called when this returns
+        if box[0] is not None:
+            raise box[0]
+
+    def _start(self, done: Callable[[BaseException | None], None], blocking: bool = False) -> None:
+        if not self._connected:
+            self.connect()
+        self._dispatch_start = time.perf_counter()
+        self.lastTries = 0
+        self.stats.events += 1
+        requests = self._prepare()
+        if not requests:
+            self.stats.skipped += 1
+            self._fill_empty_outputs()
+            self.lastDispatchTime = 0.0
+            done(None)
+            return
+        self.stats.entries += self.batchSize
+
+        def finish(failure: tuple[_Request, BaseException] | None) -> None:
+            exc: BaseException | None = None
+            try:
+                if failure is not None:
+                    raise self._server_error(*failure)
+                self._collect(requests)
+            except BaseException as e:  # noqa: BLE001 - handed to the framework through done()
+                exc = e
+                self.stats.failures += 1
+            elapsed = time.perf_counter() - self._dispatch_start
+            self.lastDispatchTime = elapsed
+            self.lastTries = sum(r.tries for r in requests)
+            self.stats.dispatch += elapsed
+            self.stats.latencies.append(elapsed)
+            done(exc)
+
+        if self.mode == "Async" and not blocking:
+            self._run_async(requests, finish)
+        elif self.mode == "PseudoAsync" and not blocking:
+            _pseudo_async_pool().submit(self._run_blocking, requests, finish)
+        else:
+            self._run_blocking(requests, finish)
+
+    def _run_blocking(self, requests: list[_Request],
+                      finish: Callable[[tuple[_Request, BaseException] | None], None]) -> None:
+        if len(requests) == 1:
+            req = requests[0]
+            try:
+                req.result = self._infer_blocking(req)
+                failure = None
+            except BaseException as exc:  # noqa: BLE001
+                failure = (req, exc)
+            finish(failure)
+            return
+        ready = threading.Event()
+        box: list = []
+
+        def gathered(failure: tuple[_Request, BaseException] | None) -> None:
+            box.append(failure)
+            ready.set()
+
+        self._run_async(requests, gathered)
+        ready.wait()
+        finish(box[0])
+
+    def _infer_blocking(self, req: _Request) -> Any:
+        while True:
+            req.tries += 1
+            self.stats.requests += 1
+            try:
+                self._ensure_shm_registered()
+                return self._grpc.infer(self.modelName, req.inputs, model_version=self.modelVersion,
+                                        outputs=req.outputs, client_timeout=self.timeout,
+                                        compression_algorithm=self.compression or None)
+            except Exception as exc:  # noqa: BLE001
+                if not self._should_retry(req, exc):
+                    raise
+                time.sleep(self._retry_delay(req))
+
+    def _run_async(self, requests: list[_Request],
+                   finish: Callable[[tuple[_Request, BaseException] | None], None]) -> None:
+        gather = _Gather(len(requests), finish)
+        for req in requests:
+            self._send_async(req, gather.done)
+
+    def _send_async(self, req: _Request, on_result: Callable[[_Request, Any, BaseException | None], None]) -> None:
+        req.tries += 1
+        with self._stats_lock:  # ragged entries are sent and retried from several threads
+            self.stats.requests += 1
+
+        def callback(result: Any = None, error: BaseException | None = None) -> None:
+            try:
+                if error is None:
+                    on_result(req, result, None)
+                elif self._should_retry(req, error):
+                    delay = self._retry_delay(req)
+                    if delay <= 0 and (self._shm is None or not self._shm.needs_registration):
+                        self._send_async(req, on_result)  # re-dispatch from the callback
+                    else:
+                        timer = threading.Timer(delay, self._send_async, (req, on_result))
+                        timer.daemon = True
+                        timer.start()
+                else:
+                    on_result(req, None, error)
+            except BaseException as exc:  # noqa: BLE001 - never lose a completion
+                on_result(req, None, exc)
+
+        try:
+            self._ensure_shm_registered()
+            self._grpc.async_infer(self.modelName, req.inputs, callback, model_version=self.modelVersion,
+                                   outputs=req.outputs, client_timeout=self.timeout,
+                                   compression_algorithm=self.compression or None)
+        except Exception as exc:  # noqa: BLE001 - e.g. shared memory re-registration failed: counts as a try
+            callback(None, exc)
+
+    def _should_retry(self, req: _Request, exc: BaseException) -> bool:
+        if not is_recoverable(exc) or self._grpc is None:
+            return False
+        if self._shm is not None and (_status(exc) == "StatusCode.UNAVAILABLE" or _shm_lost(exc)):
+            self._shm.needs_registration = True  # a restarted server forgot our regions
+        if req.tries >= self.allowedTries:
+            return False
+        with self._stats_lock:
+            self.stats.retries += 1
+        log.warning("%s: request to server '%s' (%s) failed%s (try %d of %d): %s; retrying", self._describe(),
+                    self.serverName, self.serverAddress, self._where_suffix(), req.tries, self.allowedTries,
+                    _message(exc))
+        return True
+
+    def _retry_delay(self, req: _Request) -> float:
+        if self.retryDelay <= 0:
+            return 0.0
+        return min(MAX_RETRY_DELAY, self.retryDelay * 2 ** max(0, req.tries - 1))
+
+    def _ensure_shm_registered(self) -> None:
+        shm = self._shm
+        if shm is not None and shm.needs_registration:
+            with self._shm_lock:
+                if shm.needs_registration:
+                    shm.register(self._grpc, CONTROL_TIMEOUT)
+
+    def _server_error(self, req: _Request, exc: BaseException) -> FrameworkError:
+        if isinstance(exc, FrameworkError):
+            return exc
+        status = _status(exc)
+        entry = f" (ragged entry {req.entry})" if self.batchMode == RAGGED else ""
+        tries = f" after {req.tries} {'try' if req.tries == 1 else 'tries'}"
+        if status == "StatusCode.DEADLINE_EXCEEDED":
+            timeout = f"{self.timeout:g} s" if self.timeout else "none"
+            hint = (f"the request took longer than Client.timeout ({timeout}): raise Client.timeout (0 = no limit) "
+                    "or Client.allowedTries, or check the server's load.")
+        elif is_recoverable(exc):
+            hint = ("the server is not reachable or went away: check that it runs and listens on this address "
+                    "(python -m framework serve; address=/port= options), or allow retries with "
+                    "Client.allowedTries > 1 (Client.retryDelay between tries).")
+        elif "unknown model" in str(exc).lower() or status == "StatusCode.NOT_FOUND":
+            hint = "the server does not serve this model (any more): check Client.modelName and the server."
+        elif status == "StatusCode.INVALID_ARGUMENT":
+            hint = "the server rejected the request: check the inputs against the model's config.pbtxt."
+        else:
+            hint = "see the server's log for the cause."
+        return TritonServerError(
+            f"{self._describe()} on server '{self.serverName}' ({self.serverAddress}) failed"
+            f"{self._where_suffix()}{entry}{tries}: {_message(exc)}\n  How to fix: {hint}",
+            model=self.modelName, server=self.serverName, address=self.serverAddress, event=self._where,
+            status=status, tries=req.tries)
+
+    # ------------------------------------------------------------------ requests and results
+    def _prepare(self) -> list[_Request]:
+        """Validate this event's inputs and build the requests (writing inputs to shared memory)."""
+        import tritonclient.grpc as grpcclient
+
+        n = self.batchSize
+        inputs = list(self.input._items.values())
+        outputs = self.output._items
+        if self._batch_explicit is None and self._batch_observed is None and inputs:
+            raise TritonDataError(
+                f"{self._describe()}: no input was given{self._where_suffix()}. Fill the inputs in acquire() "
+                "(input[name].toServer(array)), or call client.setBatchSize(0) to skip the server call.")
+        if n == 0:
+            return []
+        missing = [i.name for i in inputs if not i.isSet]
+        if missing:
+            raise TritonDataError(
+                f"{self._describe()}: input(s) {', '.join(repr(m) for m in missing)} not given"
+                f"{self._where_suffix()}; the model needs all of: {', '.join(self.input)}.")
+        ragged = self.batchMode == RAGGED
+        batched = not self.noBatch
+        if ragged:
+            for i in inputs:
+                i._toRagged()
+            per_request = [[(i, i._entries[e], (1, *i._entries[e].shape) if batched else i._entries[e].shape)  # type: ignore[index]
+                            for i in inputs] for e in range(n)]
+        else:
+            per_request = [[(i, i._array, i._array.shape) for i in inputs]]  # type: ignore[union-attr]
+        shm = self._shm
+        out_shapes: dict[str, tuple[int, ...]] = {}
+        if shm is not None:  # outputs of known shape go to shared memory
+            batch = (1 if ragged else n) if batched else None
+            for name, dims in self._shm_output_dims.items():
+                out_shapes[name] = (batch, *dims) if batch is not None else dims
+
+        # shared-memory layout: every request's inputs, then every request's outputs, each aligned
+        in_offsets: list[list[int]] = []
+        in_bytes = 0
+        out_offsets: list[dict[str, int]] = []
+        out_bytes = 0
+        if shm is not None:
+            for req_inputs in per_request:
+                row = []
+                for inp, array, _ in req_inputs:
+                    row.append(in_bytes)
+                    if inp.datatype != "BYTES":
+                        in_bytes += align(array.nbytes)
+                in_offsets.append(row)
+                row_out = {}
+                for name, shape in out_shapes.items():
+                    row_out[name] = out_bytes
+                    out_bytes += align(math.prod(shape) * outputs[name].dtype.itemsize)
+                out_offsets.append(row_out)
+            with self._shm_lock:
+                shm.reserve(self._grpc, in_bytes, out_bytes, CONTROL_TIMEOUT)
+
+        requests = []
+        plain_outputs = not out_shapes and not self.requestedOutputs
+        for e, req_inputs in enumerate(per_request):
+            tensors = []
+            for k, (inp, array, shape) in enumerate(req_inputs):
+                tensor = grpcclient.InferInput(inp.name, list(shape), inp.datatype)
+                if shm is not None and inp.datatype != "BYTES":
+                    shm.input.write(in_offsets[e][k], array)  # type: ignore[union-attr]
+                    tensor.set_shared_memory(shm.input.name, array.nbytes, in_offsets[e][k])  # type: ignore[union-attr]
+                else:
+                    tensor.set_data_from_numpy(array.reshape(shape) if array.shape != shape else array)
+                tensors.append(tensor)
+            requested = None
+            shm_outputs: dict[str, tuple[int, tuple[int, ...]]] = {}
+            if not plain_outputs:
+                requested = []
+                for name, out in outputs.items():
+                    r = grpcclient.InferRequestedOutput(name)
+                    if name in out_shapes:
+                        offset, shape = out_offsets[e][name], out_shapes[name]
+                        r.set_shared_memory(shm.output.name, math.prod(shape) * out.dtype.itemsize, offset)  # type: ignore[union-attr]
+                        shm_outputs[name] = (offset, shape)
+                    requested.append(r)
+            requests.append(_Request(e, tensors, requested, 1 if ragged else n, shm_outputs))
+        return requests
+
+    def _collect(self, requests: list[_Request]) -> None:
+        """Copy the answers into the outputs (shared-memory outputs are copied out of the region)."""
+        ragged = self.batchMode == RAGGED
+        batched = not self.noBatch
+        outputs = self.output._items
+        per_output: dict[str, list[np.ndarray]] = {name: [] for name in outputs}
+        for req in requests:
+            result = req.result
+            for name, out in outputs.items():
+                if name in req.shm_outputs:
+                    offset, shape = req.shm_outputs[name]
+                    array = self._shm.output.read(offset, out.dtype, shape)  # type: ignore[union-attr]
+                else:
+                    array = result.as_numpy(name)
+                    if array is None:
+                        raise TritonServerError(
+                            f"{self._describe()}: the server '{self.serverName}' ({self.serverAddress}) returned no "
+                            f"output '{name}'{self._where_suffix()}", model=self.modelName, server=self.serverName,
+                            address=self.serverAddress, event=self._where)
+                per_output[name].append(array)
+        for name, out in outputs.items():
+            arrays = per_output[name]
+            if ragged:
+                out._result = [a[0] if batched and a.ndim and a.shape[0] == 1 else a for a in arrays]
+            else:
+                out._result = arrays[0]
+
+    def _fill_empty_outputs(self) -> None:
+        for out in self.output.values():
+            if self.batchMode == RAGGED:
+                out._result = []
+            else:
+                out._result = np.empty((0, *[max(int(d), 0) for d in out.dims]), dtype=out.dtype)
+
+    def __repr__(self) -> str:
+        state = f"server '{self.serverName}' ({self.serverAddress})" if self._connected else "not connected"
+        return f"<TritonClient {self._describe()} mode={self.mode} {state}>"
+
+
+def _choice(where: str, name: str, value: str, allowed: tuple[str, ...], error: type = ConfigurationError) -> str:
+    if value in allowed:
+        return value
+    shown = ", ".join(repr(a) for a in allowed)
+    raise error(f"{where}: {name} must be one of {shown}, got {value!r}.{did_you_mean(str(value), allowed)}")
+
+
+def _data_type_name(value: int) -> str:
+    from tritonclient.grpc import model_config_pb2 as mc
+
+    return mc.DataType.Name(value)
+
+
+__all__ = [
+    "CLIENT_PARAMETERS",
+    "ClientStats",
+    "ServerAddress",
+    "SslOptions",
+    "TritonClient",
+    "grpc_client",
+    "grpc_url",
+    "is_local_address",
+    "is_recoverable",
+]

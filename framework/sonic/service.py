@@ -1,0 +1,418 @@
+"""``TritonService``: the servers of a job, which model each serves, and the local fallback server.
+
+Configured as in CMSSW::
+
+    process.TritonService = cms.Service("TritonService",
+        verbose = cms.untracked.bool(False),
+        servers = cms.VPSet(cms.PSet(name = cms.string("default"), address = cms.string("127.0.0.1"),
+                                     port = cms.uint32(8001))),
+        fallback = cms.PSet(enable = cms.bool(True), device = cms.string("auto")),
+    )
+
+SONIC clients register their models (:meth:`TritonService.addModel`) when constructed. In ``beginJob`` (after
+every module is constructed, before any module's ``beginJob``) the service asks each server for its repository
+index and maps each model to a server: the client's ``preferredServer`` when it serves the model, else the first
+server that does. Models served nowhere are served by ONE local fallback server
+(:class:`~framework.server.LocalTritonServer`) when ``fallback.enable``, started on a repository of those models
+(found from the clients' ``modelConfigPath``); otherwise the job fails before its first event, naming the models
+and the servers asked. The fallback is stopped in ``endJob``, also when the job fails.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import tempfile
+import threading
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from ..core.module import Service
+from ..core.params import Params, Required
+from ..core.registry import register
+from ..exceptions import ConfigurationError, ServerError, did_you_mean
+from .client import ClientStats, ServerAddress, SslOptions, _message, grpc_client, grpc_url, is_local_address
+
+if TYPE_CHECKING:
+    from ..server import LocalTritonServer
+    from .client import TritonClient
+
+log = logging.getLogger("framework.sonic")
+
+FALLBACK_NAME = "fallback"
+DEFAULT_NAME = "default"
+INDEX_TIMEOUT = 10.0
+
+SERVER_PARAMETERS: dict[str, Any] = {
+    "name": Required(str, "a name for the server, used by Client.preferredServer"),
+    "address": Required(str, "host name or IP address (or unix:/path)"),
+    "port": Required(int, "gRPC port"),
+    "useSsl": False,
+    "rootCertificates": "",
+    "privateKey": "",
+    "certificateChain": "",
+}
+FALLBACK_PARAMETERS: dict[str, Any] = {
+    "enable": False,
+    "device": "auto",
+    "port": -1,
+    "instances": 1,
+    "threads": 0,
+    "wait": 120.0,
+    "verbose": False,
+    "keepLogs": False,
+}
+
+
+@dataclass
+class _Server:
+    name: str
+    address: str
+    isLocal: bool
+    ssl: SslOptions | None
+    models: set[str] = field(default_factory=set)
+    error: str = ""
+
+    def endpoint(self) -> ServerAddress:
+        return ServerAddress(self.address, self.isLocal, self.ssl)
+
+    def describe(self) -> str:
+        return f"'{self.name}' ({self.address})"
+
+
+@dataclass
+class _Model:
+    name: str
+    configPath: str
+    preferredServer: str
+    clients: list[TritonClient] = field(default_factory=list)
+
+
+@dataclass
+class ServerStats:
+    """Server-side statistics of one model (Triton's ``get_inference_statistics``); times in seconds."""
+
+    inferences: int = 0
+    executions: int = 0
+    success: int = 0
+    failures: int = 0
+    queue: float = 0.0
+    compute_input: float = 0.0
+    compute_infer: float = 0.0
+    compute_output: float = 0.0
+
+    def __sub__(self, other: ServerStats) -> ServerStats:
+        return ServerStats(*(getattr(self, f) - getattr(other, f) for f in self.__dataclass_fields__))
+
+    def summary(self) -> str:
+        n = max(1, self.success)
+        return (f"{self.inferences} inferences in {self.executions} executions ({self.success} requests ok, "
+                f"{self.failures} failed); per request: queue {1e3 * self.queue / n:.3f} ms, compute input "
+                f"{1e3 * self.compute_input / n:.3f} ms, infer {1e3 * self.compute_infer / n:.3f} ms, output "
+                f"{1e3 * self.compute_output / n:.3f} ms")
+
+
+def server_statistics(client: Any, model: str, version: str = "", timeout: float = INDEX_TIMEOUT) -> ServerStats:
+    """The inference statistics of *model* (all versions) from a ``tritonclient.grpc`` client."""
+    response = client.get_inference_statistics(model, version, client_timeout=timeout)
+    stats = ServerStats()
+    for ms in response.model_stats:
+        s = ms.inference_stats
+        stats.inferences += int(ms.inference_count)
+        stats.executions += int(ms.execution_count)
+        stats.success += int(s.success.count)
+        stats.failures += int(s.fail.count)
+        stats.queue += s.queue.ns * 1e-9
+        stats.compute_input += s.compute_input.ns * 1e-9
+        stats.compute_infer += s.compute_infer.ns * 1e-9
+        stats.compute_output += s.compute_output.ns * 1e-9
+    return stats
+
+
+@register("TritonService")
+class TritonService(Service):
+    """The job's Triton servers and the model -> server map (CMSSW's ``TritonService``)."""
+
+    parameters = {
+        "verbose": False,
+        "servers": [SERVER_PARAMETERS],
+        "fallback": FALLBACK_PARAMETERS,
+    }
+
+    def __init__(self, label: str, params: Params, globalCache: Any = None):
+        super().__init__(label, params, globalCache)
+        self.verbose = bool(params.verbose)
+        self.fallbackParams = params.fallback
+        if self.fallbackParams.device not in ("auto", "cpu", "gpu"):
+            raise ConfigurationError(
+                f"service TritonService: fallback.device must be 'auto', 'cpu' or 'gpu', got "
+                f"{self.fallbackParams.device!r}")
+        self._servers: dict[str, _Server] = {}
+        for i, s in enumerate(params.servers):
+            where = f"service TritonService: servers[{i}] ('{s['name']}')"
+            if s["name"] in self._servers:
+                raise ConfigurationError(f"{where}: two servers are named '{s['name']}'; give each its own name")
+            if s["name"] == FALLBACK_NAME:
+                raise ConfigurationError(f"{where}: the name '{FALLBACK_NAME}' is reserved for the local fallback server")
+            port = int(s["port"])
+            if not s["address"].startswith("unix:") and not 0 < port < 65536:
+                raise ConfigurationError(f"{where}: port must be in 1..65535, got {port}")
+            ssl = None
+            if s["useSsl"]:
+                for key in ("rootCertificates", "privateKey", "certificateChain"):
+                    if s[key] and not os.path.isfile(s[key]):
+                        raise ConfigurationError(f"{where}: {key} file {s[key]!r} does not exist")
+                ssl = SslOptions(s["rootCertificates"] or None, s["privateKey"] or None, s["certificateChain"] or None)
+            elif any(s[k] for k in ("rootCertificates", "privateKey", "certificateChain")):
+                log.warning("%s: certificates given but useSsl is False; the connection is not encrypted", where)
+            address = grpc_url(s["address"], None if s["address"].startswith("unix:") else port)
+            self._servers[s["name"]] = _Server(s["name"], address, is_local_address(address), ssl)
+        self._models: dict[str, _Model] = {}
+        self._map: dict[str, str] = {}
+        self._lock = threading.Lock()
+        self._started = False
+        self.fallbackServer: LocalTritonServer | None = None
+        self._fallback_repo: str | None = None
+        self._baseline: dict[str, ServerStats] = {}
+
+    # ------------------------------------------------------------------ clients
+    def addModel(self, name: str, configPath: str = "", preferredServer: str = "",
+                 client: TritonClient | None = None) -> None:
+        """Declare that a client uses model *name* (called from the client's constructor, before beginJob)."""
+        with self._lock:
+            entry = self._models.get(name)
+            if entry is None:
+                if self._started:
+                    raise ServerError(
+                        f"TritonService: model '{name}' was added after the job started; SONIC clients must be "
+                        "made in the module constructor.")
+                entry = self._models[name] = _Model(name, configPath, preferredServer)
+            else:
+                if configPath and entry.configPath and os.path.abspath(configPath) != os.path.abspath(entry.configPath):
+                    log.warning("TritonService: model '%s' is used with two config paths, %s and %s; using the first",
+                                name, entry.configPath, configPath)
+                entry.configPath = entry.configPath or configPath
+                entry.preferredServer = entry.preferredServer or preferredServer
+            if client is not None:
+                entry.clients.append(client)
+
+    @property
+    def models(self) -> list[str]:
+        return list(self._models)
+
+    # ------------------------------------------------------------------ servers
+    def serverFor(self, model: str) -> ServerAddress:
+        """``(address, isLocal, ssl)`` of the server chosen for *model* (after beginJob)."""
+        return self._servers[self.serverName(model)].endpoint()
+
+    def serverName(self, model: str) -> str:
+        """The name of the server chosen for *model* (``fallback`` for the local fallback server)."""
+        if not self._started:
+            raise ServerError("TritonService: servers are assigned in beginJob; ask for a model's server after it")
+        try:
+            return self._map[model]
+        except KeyError:
+            raise ServerError(
+                f"TritonService: model '{model}' was not declared by any client.{did_you_mean(model, self._map)} "
+                f"Declared: {', '.join(self._map) or 'none'}") from None
+
+    def servers(self) -> dict[str, ServerAddress]:
+        """Every known server by name (the fallback once started)."""
+        return {name: s.endpoint() for name, s in self._servers.items()}
+
+    def beginJob(self) -> None:
+        if self._started:
+            return
+        try:
+            self._assign()
+        except BaseException:
+            self._stop_fallback()
+            raise
+        self._started = True
+
+    def _assign(self) -> None:
+        if not self._models:
+            self._started = True
+            return
+        for server in self._servers.values():
+            self._query_index(server)
+        fallback = self.fallbackParams.enable
+        chosen: dict[str, str] = {}
+        unserved: list[str] = []
+        for name, entry in self._models.items():
+            serving = [s.name for s in self._servers.values() if name in s.models]
+            pref = entry.preferredServer
+            if pref == FALLBACK_NAME and fallback:
+                unserved.append(name)
+                continue
+            if pref and pref in serving:
+                chosen[name] = pref
+                continue
+            if pref:
+                if pref not in self._servers and pref != FALLBACK_NAME:
+                    reason = (f"is not a configured server.{did_you_mean(pref, self._servers)} "
+                              f"Servers: {', '.join(self._servers) or 'none'}")
+                elif pref == FALLBACK_NAME:
+                    reason = "is the fallback server, which is not enabled"
+                elif self._servers[pref].error:
+                    reason = f"cannot be reached ({self._servers[pref].error})"
+                else:
+                    reason = "does not serve it"
+                instead = f"'{serving[0]}'" if serving else ("the fallback server" if fallback else "no server")
+                log.warning("TritonService: model '%s': preferred server '%s' %s; using %s instead",
+                            name, pref, reason, instead)
+            if serving:
+                chosen[name] = serving[0]
+            else:
+                unserved.append(name)
+        if unserved and not fallback:
+            raise ServerError(self._unserved_message(unserved))
+        if unserved:
+            self._start_fallback(unserved)
+            for name in unserved:
+                chosen[name] = FALLBACK_NAME
+        self._map = chosen
+        for name, server in chosen.items():
+            log.info("TritonService: model '%s' -> server %s", name, self._servers[server].describe())
+        if self.verbose or any(c.verbose for m in self._models.values() for c in m.clients):
+            self._baseline = self._statistics()
+
+    def _query_index(self, server: _Server) -> None:
+        from tritonclient.utils import InferenceServerException
+
+        client = grpc_client(server.address, server.ssl)
+        try:
+            index = client.get_model_repository_index(client_timeout=INDEX_TIMEOUT)
+            server.models = {m.name for m in index.models if m.state in ("READY", "")}
+            server.error = ""
+            log.debug("TritonService: server %s serves %s", server.describe(), sorted(server.models))
+        except InferenceServerException as exc:
+            server.models = set()
+            server.error = _message(exc)
+            log.warning("TritonService: cannot get the repository index of server %s: %s", server.describe(),
+                        server.error)
+        finally:
+            client.close()
+
+    def _unserved_message(self, models: list[str], extra: str = "") -> str:
+        if self._servers:
+            asked = "\n".join(
+                f"    {s.describe()}: " + (f"unreachable: {s.error}" if s.error else
+                                           f"serves {', '.join(sorted(s.models)) or 'no models'}")
+                for s in self._servers.values())
+        else:
+            asked = "    (no servers configured)"
+        names = ", ".join(f"'{m}'" for m in models)
+        return (f"TritonService: model(s) {names} served by none of the servers asked:\n{asked}\n"
+                f"  How to fix: start a server that serves them and give its address (address=HOST port=PORT, or "
+                f"TritonService.servers), or enable the local fallback server (TritonService.fallback.enable = True, "
+                f"e.g. with the enableSonicTriton modifier).{extra}")
+
+    def _start_fallback(self, models: list[str]) -> None:
+        from ..server import LocalTritonServer
+
+        no_path = [m for m in models if not self._models[m].configPath]
+        if no_path:
+            raise ServerError(self._unserved_message(
+                no_path, extra=f"\n  The fallback server cannot serve {', '.join(no_path)}: it finds a model from its "
+                "client's Client.modelConfigPath (<repository>/<model>/config.pbtxt), which is empty."))
+        repo = tempfile.mkdtemp(prefix="cmsfw-sonic-fallback-")
+        self._fallback_repo = repo
+        for m in models:
+            source = os.path.dirname(os.path.abspath(self._models[m].configPath))
+            os.symlink(source, os.path.join(repo, m), target_is_directory=True)
+        p = self.fallbackParams
+        server = LocalTritonServer([repo], device=p.device, grpc_port=int(p.port), instances=int(p.instances),
+                                   threads=int(p.threads), models=models, wait=float(p.wait), verbose=bool(p.verbose),
+                                   keep_logs=bool(p.keepLogs))
+        self.fallbackServer = server
+        log.info("TritonService: starting the local fallback server for %s", ", ".join(models))
+        server.start()
+        self._servers[FALLBACK_NAME] = _Server(FALLBACK_NAME, server.grpc_address, True, None, set(server.models))
+
+    def _stop_fallback(self) -> None:
+        server, self.fallbackServer = self.fallbackServer, None
+        try:
+            if server is not None:
+                server.stop()
+        finally:
+            if self._fallback_repo is not None:
+                shutil.rmtree(self._fallback_repo, ignore_errors=True)
+                self._fallback_repo = None
+            self._servers.pop(FALLBACK_NAME, None)
+
+    # ------------------------------------------------------------------ statistics
+    def statistics(self, models: Iterable[str] | None = None) -> dict[str, ServerStats]:
+        """Server-side statistics of the job's models since beginJob (those that can be read)."""
+        now = self._statistics(models)
+        return {m: s - self._baseline[m] if m in self._baseline else s for m, s in now.items()}
+
+    def _statistics(self, models: Iterable[str] | None = None) -> dict[str, ServerStats]:
+        out: dict[str, ServerStats] = {}
+        by_server: dict[str, list[str]] = {}
+        for m in models if models is not None else self._map:
+            if m in self._map:
+                by_server.setdefault(self._map[m], []).append(m)
+        for name, ms in by_server.items():
+            server = self._servers.get(name)
+            if server is None:
+                continue
+            client = grpc_client(server.address, server.ssl)
+            try:
+                for m in ms:
+                    try:
+                        out[m] = server_statistics(client, m)
+                    except Exception as exc:  # noqa: BLE001 - statistics are informative only
+                        log.debug("no statistics for model '%s' from %s: %s", m, server.describe(), exc)
+            finally:
+                client.close()
+        return out
+
+    def clientStats(self) -> dict[str, ClientStats]:
+        """Client-side statistics merged per module label."""
+        merged: dict[str, ClientStats] = {}
+        for entry in self._models.values():
+            for c in entry.clients:
+                merged.setdefault(c.label or entry.name, ClientStats()).merge(c.stats)
+        return merged
+
+    def endJob(self) -> None:
+        try:
+            if self._started and self._map and (
+                    self.verbose or any(c.verbose for m in self._models.values() for c in m.clients)):
+                for label, stats in self.clientStats().items():
+                    log.info("SONIC client '%s': %s", label, stats.summary())
+                for model, stats in self.statistics().items():
+                    log.info("Triton server %s, model '%s': %s", self._servers[self._map[model]].describe()
+                             if self._map.get(model) in self._servers else "?", model, stats.summary())
+        finally:
+            self._stop_fallback()
+            self._started = False
+
+
+def apply_server_option(service_decl: Any, address: str, port: int) -> None:
+    """Make the server named ``default`` of a ``cms.Service("TritonService")`` declaration point at
+    *address*:*port* (the ``address=`` / ``port=`` command-line options); it is put first, so that models it
+    serves go to it."""
+    from ..config.types import PSet, VPSet, plain
+
+    port = int(port)
+    if not address:
+        raise ConfigurationError("address= must not be empty")
+    if not address.startswith("unix:") and not 0 < port < 65536:
+        raise ConfigurationError(f"port={port} is not a valid TCP port (1..65535)")
+    server = PSet(name=DEFAULT_NAME, address=str(address), port=port, useSsl=False, rootCertificates="",
+                  privateKey="", certificateChain="")
+    existing = list(service_decl.servers) if "servers" in service_decl else []
+    kept = [s for s in existing if not (isinstance(s, PSet) and "name" in s and plain(s.name) == DEFAULT_NAME)]
+    old = [s for s in existing if not any(s is k for k in kept)]
+    if old:  # keep the SSL settings of a declared default server
+        for key in ("useSsl", "rootCertificates", "privateKey", "certificateChain"):
+            if key in old[0]:
+                setattr(server, key, getattr(old[0], key))
+    service_decl.servers = VPSet(server, *kept)
+
+
+__all__ = ["FALLBACK_NAME", "ServerStats", "TritonService", "apply_server_option", "server_statistics"]

@@ -1,0 +1,177 @@
+"""System shared memory between a SONIC client and a Triton server on the same machine.
+
+Each client owns two regions (inputs, outputs) made with :mod:`tritonclient.utils.shared_memory` and registered
+with its server. They grow when an event needs more, are re-registered after the server restarted, and are
+unregistered and unlinked at the end of the job. A module-level registry unlinks any region still alive at
+interpreter exit, so that no ``/dev/shm`` segment outlives the job.
+"""
+
+from __future__ import annotations
+
+import atexit
+import gc
+import logging
+import os
+import secrets
+import threading
+from typing import Any
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+PREFIX = "cmsfw_sonic_"
+"""Start of the names of every region this framework creates (``/dev/shm/cmsfw_sonic_*``)."""
+ALIGNMENT = 64
+_MIN_SIZE = 4096
+
+_live: dict[str, ShmRegion] = {}
+_live_lock = threading.Lock()
+_counter = 0
+
+
+def align(n: int) -> int:
+    return (int(n) + ALIGNMENT - 1) // ALIGNMENT * ALIGNMENT
+
+
+def _capacity(n: int) -> int:
+    """Size to allocate for *n* bytes: the next power of two (at least 4 KiB), so that regions rarely grow."""
+    n = max(int(n), _MIN_SIZE)
+    return 1 << (n - 1).bit_length()
+
+
+def _unique_name(kind: str) -> str:
+    global _counter
+    with _live_lock:
+        _counter += 1
+        n = _counter
+    return f"{PREFIX}{os.getpid()}_{secrets.token_hex(3)}_{n}_{kind}"
+
+
+class ShmRegion:
+    """One system shared memory region: created here, registered with one server."""
+
+    def __init__(self, kind: str, size: int):
+        import tritonclient.utils.shared_memory as shm
+
+        self.name = _unique_name(kind)
+        self.key = "/" + self.name
+        self.size = int(size)
+        self.handle = shm.create_shared_memory_region(self.name, self.key, self.size, create_only=True)
+        self.registered_with: Any = None
+        with _live_lock:
+            _live[self.name] = self
+        log.debug("created shared memory region %s (%d bytes)", self.key, self.size)
+
+    def register(self, grpc_client: Any, timeout: float | None = None) -> None:
+        """Register with the server of *grpc_client* (again, if the server restarted meanwhile)."""
+        from tritonclient.utils import InferenceServerException
+
+        try:
+            grpc_client.register_system_shared_memory(self.name, self.key, self.size, client_timeout=timeout)
+        except InferenceServerException as exc:
+            if "already" not in str(exc).lower():  # registered before: nothing to do
+                raise
+        self.registered_with = grpc_client
+
+    def write(self, offset: int, array: np.ndarray) -> None:
+        import tritonclient.utils.shared_memory as shm
+
+        shm.set_shared_memory_region(self.handle, [np.ascontiguousarray(array)], offset=offset)
+
+    def read(self, offset: int, dtype: np.dtype, shape: tuple[int, ...]) -> np.ndarray:
+        """A copy of the data at *offset* (the region is reused by the next event)."""
+        import tritonclient.utils.shared_memory as shm
+
+        view = shm.get_contents_as_numpy(self.handle, dtype, list(shape), offset=offset)
+        out = view.copy()
+        del view
+        return out
+
+    def destroy(self, timeout: float | None = 5.0) -> None:
+        """Unregister from the server (best effort) and unlink the region; idempotent."""
+        import tritonclient.utils.shared_memory as shm
+
+        with _live_lock:
+            if _live.pop(self.name, None) is None:
+                return
+        client, self.registered_with = self.registered_with, None
+        if client is not None:
+            try:
+                client.unregister_system_shared_memory(self.name, client_timeout=timeout)
+            except Exception as exc:  # noqa: BLE001 - the server may be gone; the region is unlinked anyway
+                log.debug("could not unregister shared memory region %s: %s", self.name, exc)
+        try:
+            shm.destroy_shared_memory_region(self.handle)
+        except BufferError:
+            gc.collect()
+            try:
+                shm.destroy_shared_memory_region(self.handle)
+            except Exception:  # noqa: BLE001
+                log.debug("shared memory region %s still mapped; unlinking it", self.name, exc_info=True)
+        except Exception:  # noqa: BLE001
+            log.debug("could not destroy shared memory region %s", self.name, exc_info=True)
+        path = f"/dev/shm/{self.name}"
+        if os.path.exists(path):
+            try:
+                os.unlink(path)
+            except OSError as exc:
+                log.warning("could not remove shared memory segment %s: %s", path, exc)
+        log.debug("destroyed shared memory region %s", self.key)
+
+
+class ShmPair:
+    """The input and output regions of one client; :meth:`reserve` grows them as needed."""
+
+    def __init__(self) -> None:
+        self.input: ShmRegion | None = None
+        self.output: ShmRegion | None = None
+        self.needs_registration = True
+
+    def reserve(self, grpc_client: Any, input_bytes: int, output_bytes: int, timeout: float | None) -> None:
+        """Make sure the regions hold *input_bytes* and *output_bytes* and are registered with the server."""
+        for attr, kind, need in (("input", "in", input_bytes), ("output", "out", output_bytes)):
+            region = getattr(self, attr)
+            if need <= 0 or (region is not None and region.size >= need):
+                continue
+            if region is not None:
+                region.destroy(timeout)
+            region = ShmRegion(kind, _capacity(need))
+            setattr(self, attr, region)
+            if not self.needs_registration:
+                region.register(grpc_client, timeout)
+        if self.needs_registration:
+            self.register(grpc_client, timeout)
+
+    def register(self, grpc_client: Any, timeout: float | None) -> None:
+        for region in (self.input, self.output):
+            if region is not None:
+                region.register(grpc_client, timeout)
+        self.needs_registration = False
+
+    def destroy(self, timeout: float | None = 5.0) -> None:
+        for region in (self.input, self.output):
+            if region is not None:
+                region.destroy(timeout)
+        self.input = self.output = None
+        self.needs_registration = True
+
+
+def live_regions() -> list[str]:
+    """Names of the regions of this process not yet destroyed."""
+    with _live_lock:
+        return list(_live)
+
+
+@atexit.register
+def _destroy_all() -> None:
+    with _live_lock:
+        regions = list(_live.values())
+    for region in regions:
+        try:
+            region.destroy(timeout=1.0)
+        except Exception:  # noqa: BLE001 - interpreter exit: best effort
+            pass
+
+
+__all__ = ["PREFIX", "ShmPair", "ShmRegion", "align", "live_regions"]
