@@ -103,10 +103,10 @@ def make_plots(direct: str, sonic: str, out_dir: str, score_prefix: str, met_pre
     import matplotlib
 
     matplotlib.use("Agg")
+    import warnings
+
     import matplotlib.pyplot as plt
     import mplhep
-
-    import warnings
 
     warnings.filterwarnings("ignore", message="Integer weights indicate poissonian data")
     plt.style.use(mplhep.style.CMS)
