@@ -14,7 +14,9 @@ output modules have a single instance, called one event at a time.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterable
+import time
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from .params import Params
@@ -34,6 +36,17 @@ class Module:
         self.label = label
         self.params = params
         self.globalCache = globalCache
+        self.timeParts: dict[str, float] = {}
+
+    @contextmanager
+    def timed(self, part: str) -> Iterator[None]:
+        """Accumulate the time of a block under *part* (shown per module in the timing report,
+        e.g. "features" vs "inference")."""
+        t0 = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.timeParts[part] = self.timeParts.get(part, 0.0) + time.perf_counter() - t0
 
     @classmethod
     def initializeGlobalCache(cls, params: Params) -> Any:

@@ -504,6 +504,11 @@ class EventProcessor:
                     if label not in merged:
                         merged[label] = ModuleTiming(label, t[label].type_)
                     merged[label].merge(t[label])
+        for label, info in self.modules.items():
+            for inst in info.instances:
+                if inst.timeParts and label in merged:
+                    for k, v in inst.timeParts.items():
+                        merged[label].parts[k] = merged[label].parts.get(k, 0.0) + v
         report.timing.modules = merged
         report.timing.events = report.processed
 

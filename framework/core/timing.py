@@ -13,12 +13,15 @@ class ModuleTiming:
     acquire: float = 0.0
     produce: float = 0.0
     wait: float = 0.0
+    parts: dict[str, float] = field(default_factory=dict)
 
     def merge(self, other: ModuleTiming) -> None:
         self.calls += other.calls
         self.acquire += other.acquire
         self.produce += other.produce
         self.wait += other.wait
+        for k, v in other.parts.items():
+            self.parts[k] = self.parts.get(k, 0.0) + v
 
 
 @dataclass
@@ -37,6 +40,8 @@ class TimingSummary:
                 f"{t.label[:36]:<36} {t.type_[:44]:<44} {t.calls:>7} {t.acquire * 1e3:>11.1f} {t.produce * 1e3:>11.1f} "
                 f"{t.wait * 1e3:>10.1f} {(t.acquire + t.produce) * 1e3 / n:>8.3f}"
             )
+            if t.parts:
+                lines.append(" " * 4 + "of which: " + ", ".join(f"{k} {v * 1e3:.1f} ms" for k, v in t.parts.items()))
         rate = self.events / self.wall if self.wall > 0 else 0.0
         lines.append(f"TimeReport: {self.events} events in {self.wall:.3f} s wall = {rate:.1f} events/s")
         return "\n".join(lines)
@@ -47,7 +52,8 @@ class TimingSummary:
             "events": self.events,
             "events_per_s": self.events / self.wall if self.wall > 0 else 0.0,
             "modules": {
-                t.label: {"type": t.type_, "calls": t.calls, "acquire_s": t.acquire, "produce_s": t.produce, "wait_s": t.wait}
+                t.label: {"type": t.type_, "calls": t.calls, "acquire_s": t.acquire, "produce_s": t.produce, "wait_s": t.wait,
+                          "parts_s": dict(t.parts)}
                 for t in self.modules.values()
             },
         }

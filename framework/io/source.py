@@ -70,6 +70,15 @@ def _some(names: list[str], n: int = 3) -> str:
     return f"{len(names)} branches ({shown}{', ...' if len(names) > n else ''})"
 
 
+def _locate(path: str) -> str:
+    """A relative path that is not found here is looked up in the repository (bundled samples)."""
+    from ..paths import REPO_ROOT
+
+    if not os.path.isabs(path) and not os.path.exists(path) and (REPO_ROOT / path).exists():
+        return str(REPO_ROOT / path)
+    return path
+
+
 @register("RootSource")
 class RootSource(Source):
     """Reads flat trees (NanoAOD ``Events``) from one or more ROOT files, in chunks of
@@ -84,7 +93,7 @@ class RootSource(Source):
 
     def __init__(self, label, params, globalCache=None):
         super().__init__(label, params, globalCache)
-        self.files: list[str] = list(params.fileNames)
+        self.files: list[str] = [_locate(f) for f in params.fileNames]
         self._warnings: list[str] = []
         self._open: tuple[object, object] | None = None
         self._read_lock = threading.RLock()

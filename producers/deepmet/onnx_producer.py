@@ -33,7 +33,9 @@ class DeepMETProducer(DeepMETCommon, EDProducer):
 
     def produce(self, event) -> None:
         cache = self.globalCache
-        inputs = self.prepare(event)
+        with self.timed("features"):
+            inputs = self.prepare(event)
         feed = {cache.names[k]: v for k, v in inputs.items()}
-        out = cache.session.run(feed, [cache.output], where=f"module {self.label}, {event.where()}")[cache.output]
+        with self.timed("inference"):
+            out = cache.session.run(feed, [cache.output], where=f"module {self.label}, {event.where()}")[cache.output]
         self.postprocess(event, out)

@@ -23,7 +23,9 @@ class DeepMETSonicProducer(DeepMETCommon, SonicEDProducer):
 
     def acquire(self, event, input) -> None:
         self.client.setBatchSize(1)
-        for name, array in self.prepare(event).items():
+        with self.timed("features"):
+            inputs = self.prepare(event)
+        for name, array in inputs.items():
             input[self._names[name]].toServer(array)
 
     def produce(self, event, output) -> None:

@@ -27,9 +27,11 @@ class ParticleTransformerAK4ONNXJetTagsProducer(ParTAK4Common, EDProducer):
         return ONNXSession(params.model_path, device=params.device, threads=params.threads, name="particletransformer_AK4")
 
     def produce(self, event) -> None:
-        inputs, has_candidates = self.prepare(event)
+        with self.timed("features"):
+            inputs, has_candidates = self.prepare(event)
         if len(has_candidates) == 0:
             scores = np.zeros((0, len(self.params.flav_names)), np.float32)
         else:
-            scores = self.globalCache.run(inputs, [OUTPUT_NAME], where=f"module {self.label}, {event.where()}")[OUTPUT_NAME]
+            with self.timed("inference"):
+                scores = self.globalCache.run(inputs, [OUTPUT_NAME], where=f"module {self.label}, {event.where()}")[OUTPUT_NAME]
         self.postprocess(event, scores, has_candidates)

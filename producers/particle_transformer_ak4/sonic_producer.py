@@ -18,7 +18,8 @@ class ParticleTransformerAK4SonicJetTagsProducer(ParTAK4Common, SonicEDProducer)
     parameters = dict(COMMON_PARAMETERS)
 
     def acquire(self, event, input) -> None:
-        inputs, self._has_candidates = self.prepare(event)
+        with self.timed("features"):
+            inputs, self._has_candidates = self.prepare(event)
         self.client.setBatchSize(len(self._has_candidates))
         if len(self._has_candidates) == 0:
             return
