@@ -61,6 +61,8 @@ TIMEOUT_UNITS = {"seconds": 1.0, "milliseconds": 1e-3, "microseconds": 1e-6}
 CONTROL_TIMEOUT = 30.0
 """Seconds allowed for metadata, configuration, statistics and shared-memory calls."""
 MAX_RETRY_DELAY = 10.0
+MAX_LATENCIES = 100_000
+"""Round-trip times kept per client for the percentiles of the verbose summary."""
 
 CLIENT_PARAMETERS: dict[str, Any] = {
     "mode": "Async",
@@ -211,6 +213,7 @@ class ClientStats:
     produce: float = 0.0
     """Time in the producer's produce (reading the outputs)."""
     latencies: list[float] = field(default_factory=list, repr=False)
+    """Round-trip times (with ``verbose``; the first :data:`MAX_LATENCIES`)."""
 
     def merge(self, other: ClientStats) -> None:
         for name in ("events", "skipped", "requests", "retries", "failures", "entries", "acquire", "dispatch",
@@ -401,13 +404,28 @@ class TritonClient:
         self.input = TritonInputs({n: TritonInputData(i, self) for n, i in self.inputInfo.items()}, self)
         self.output = TritonOutputs({n: TritonOutputData(self.outputInfo[n], self) for n in wanted}, self)
         self._use_shm = self.useSharedMemory and self.isLocal
-        self._shm = ShmPair() if self._use_shm else None
+        self._shm = self._probe_shm() if self._use_shm else None
         self._shm_output_dims = {name: tuple(o.dims) for name, o in self.output._items.items()
                                  if o.datatype != "BYTES" and not o.variableDims}
         self._connected = True
         log.debug("%s: server '%s' (%s), mode %s, %s, max_batch_size %d", self._describe(), self.serverName,
                   self.serverAddress, self.mode, "shared memory" if self._use_shm else "gRPC payload",
                   self.maxBatchSize)
+
+    def _probe_shm(self) -> ShmPair | None:
+        """Small regions registered with the server: shared memory works with it, or a warning and gRPC."""
+        shm = ShmPair()
+        try:
+            shm.reserve(4096, 4096, CONTROL_TIMEOUT)
+            shm.register(self._grpc, CONTROL_TIMEOUT)
+        except Exception as exc:  # noqa: BLE001 - e.g. a "local" server in a container without our /dev/shm
+            shm.destroy(timeout=CONTROL_TIMEOUT)
+            self._use_shm = False
+            log.warning("%s: server '%s' (%s) cannot use this machine's shared memory (%s); sending tensors in "
+                        "the gRPC messages instead (set Client.useSharedMemory = False to skip this check)",
+                        self._describe(), self.serverName, self.serverAddress, _message(exc))
+            return None
+        return shm
 
     def _read_model(self) -> tuple[Any, Any]:
         from tritonclient.utils import InferenceServerException
@@ -610,7 +628,8 @@ class TritonClient:
             self.lastDispatchTime = elapsed
             self.lastTries = sum(r.tries for r in requests)
             self.stats.dispatch += elapsed
-            self.stats.latencies.append(elapsed)
+            if self.verbose and len(self.stats.latencies) < MAX_LATENCIES:
+                self.stats.latencies.append(elapsed)
             done(exc)
 
         if self.mode == "Async" and not blocking:
@@ -798,7 +817,7 @@ class TritonClient:
                     out_bytes += align(math.prod(shape) * outputs[name].dtype.itemsize)
                 out_offsets.append(row_out)
             with self._shm_lock:
-                shm.reserve(self._grpc, in_bytes, out_bytes, CONTROL_TIMEOUT)
+                shm.reserve(in_bytes, out_bytes, CONTROL_TIMEOUT)
 
         requests = []
         plain_outputs = not out_shapes and not self.requestedOutputs

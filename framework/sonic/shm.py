@@ -128,20 +128,17 @@ class ShmPair:
         self.output: ShmRegion | None = None
         self.needs_registration = True
 
-    def reserve(self, grpc_client: Any, input_bytes: int, output_bytes: int, timeout: float | None) -> None:
-        """Make sure the regions hold *input_bytes* and *output_bytes* and are registered with the server."""
+    def reserve(self, input_bytes: int, output_bytes: int, timeout: float | None) -> None:
+        """Make sure the regions hold *input_bytes* and *output_bytes*. A region made anew is registered with
+        the server by the next :meth:`register` (the client calls it where a failure is retried)."""
         for attr, kind, need in (("input", "in", input_bytes), ("output", "out", output_bytes)):
             region = getattr(self, attr)
             if need <= 0 or (region is not None and region.size >= need):
                 continue
             if region is not None:
                 region.destroy(timeout)
-            region = ShmRegion(kind, _capacity(need))
-            setattr(self, attr, region)
-            if not self.needs_registration:
-                region.register(grpc_client, timeout)
-        if self.needs_registration:
-            self.register(grpc_client, timeout)
+            setattr(self, attr, ShmRegion(kind, _capacity(need)))
+            self.needs_registration = True
 
     def register(self, grpc_client: Any, timeout: float | None) -> None:
         for region in (self.input, self.output):

@@ -1,0 +1,79 @@
+"""Process modifiers of the standard configs (CMSSW's ``Configuration/ProcessModifiers``).
+
+``enableSonicTriton``: SONIC producers need a ``TritonService``; when this modifier is chosen, the process
+modifier :data:`enableSonicTritonProcess` adds one with the local fallback server enabled (or enables the
+fallback of the one the config already has)::
+
+    from configs.modifiers import enableSonicTriton, enableSonicTritonProcess
+    process = cms.Process("DEMO", enableSonicTriton)
+    process.enableSonicTritonProcess = enableSonicTritonProcess
+
+Servers given on the command line (``address=HOST port=PORT``) are tried first; the fallback serves the models
+they do not have.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import framework.config as cms
+
+# ----------------------------------------------------------------------------- enableSonicTriton
+enableSonicTriton = cms.Modifier()
+
+TRITON_FALLBACK_DEFAULTS: dict[str, Any] = {
+    "enable": True,
+    "device": "auto",
+    "port": -1,
+    "instances": 1,
+    "threads": 0,
+    "wait": 120.0,
+    "verbose": False,
+    "keepLogs": False,
+}
+
+
+def tritonService(**fallback: Any) -> cms.Service:
+    """A ``TritonService`` declaration with the local fallback server enabled (``fallback`` overrides its
+    settings, e.g. ``device="cpu"``)."""
+    settings = {**TRITON_FALLBACK_DEFAULTS, **fallback}
+    return cms.Service(
+        "TritonService",
+        verbose=cms.untracked.bool(False),
+        servers=cms.VPSet(),
+        fallback=cms.PSet(
+            enable=cms.bool(settings["enable"]),
+            device=cms.string(settings["device"]),
+            port=cms.int32(settings["port"]),
+            instances=cms.uint32(settings["instances"]),
+            threads=cms.uint32(settings["threads"]),
+            wait=cms.double(settings["wait"]),
+            verbose=cms.untracked.bool(settings["verbose"]),
+            keepLogs=cms.untracked.bool(settings["keepLogs"]),
+        ),
+    )
+
+
+def _enableTritonService(process: cms.Process) -> None:
+    services = process.services_()
+    if "TritonService" not in services:
+        process.TritonService = tritonService()
+        return
+    service = services["TritonService"]
+    if "fallback" in service:
+        service.fallback.enable = True
+    else:
+        service.fallback = tritonService().fallback
+
+
+enableSonicTritonProcess = enableSonicTriton.makeProcessModifier(_enableTritonService)
+
+# ----------------------------------------------------------------------------- per-model swaps
+# the producers' cff fragments register their swaps: producers/particle_transformer_ak4/cff.py, producers/deepmet/cff.py
+particleTransformerAK4SonicTriton = cms.Modifier()
+deepMETSonicTriton = cms.Modifier()
+
+# enableSonicTriton adds the TritonService (with the local fallback server) to any Process created with it
+enableSonicTriton.toModifyProcess(_enableTritonService)
+
+allSonicTriton = cms.ModifierChain(enableSonicTriton, particleTransformerAK4SonicTriton, deepMETSonicTriton)
