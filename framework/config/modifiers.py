@@ -245,9 +245,8 @@ class ProcessModifier:
         self._applied_to: set[int] = set()
 
     def apply(self, process: Any) -> None:
-        def op() -> None:
-            if id(process) not in self._applied_to:
-                self._applied_to.add(id(process))
-                self._func(process)
-
-        self._modifier._do(op)
+        """Attached to *process*: act now if the modifier is chosen (modifiers are chosen when the
+        Process is created, so there is nothing to wait for)."""
+        if self._modifier._isChosen() and id(process) not in self._applied_to:
+            self._applied_to.add(id(process))
+            self._func(process)

@@ -116,6 +116,8 @@ class EventProcessor:
     """Runs a :class:`~framework.config.Process`. Construction checks the whole configuration;
     :meth:`run` processes the events."""
 
+    ABANDON_AFTER_S = 30.0
+
     def __init__(self, process: Process, *, progress: Callable[[int, int | None], None] | None = None):
         self.process = process
         self.progress = progress
@@ -315,8 +317,8 @@ class EventProcessor:
                 info.label: info.instances[0].consumesLabels(on_demand) for info in self.outputs
             }
             for svc in services.values():
+                started_services.append(svc)  # endJob also after a failed beginJob
                 svc.beginJob()
-                started_services.append(svc)
             for info in self.modules.values():
                 for inst in info.instances:
                     inst.beginJob()
@@ -387,8 +389,14 @@ class EventProcessor:
         try:
             for s in range(self.n_streams):
                 pool.submit(self._stream_step, _StreamState(s))
+            failed_at = None
             while not self._all_done.wait(0.1):
-                pass
+                if self._failure is not None:
+                    # after a failure, in-flight external work gets a grace period, then is abandoned
+                    failed_at = failed_at or time.monotonic()
+                    if time.monotonic() - failed_at > self.ABANDON_AFTER_S:
+                        log.warning("abandoning external work still in flight %.0f s after the failure", self.ABANDON_AFTER_S)
+                        break
         except KeyboardInterrupt:
             self._stop = True
             log.warning("interrupted: finishing the events in flight, then stopping")
