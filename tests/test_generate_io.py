@@ -145,7 +145,7 @@ def test_module_runs_as_a_script(tmp_path):
 
 
 def test_bundled_sample_is_what_the_generator_writes(tmp_path):
-    """data/samples/sample.root = ``python -m framework generate --events 200 --seed 1 --compression lzma``."""
+    """data/samples/sample.root = ``python -m framework generate --events 200 --seed 1`` (zlib level 1: fast to read)."""
     if not BUNDLED.is_file():
         pytest.fail(f"the bundled sample {BUNDLED} is missing; regenerate it with the command in this docstring")
     assert BUNDLED.stat().st_size < 3_000_000
