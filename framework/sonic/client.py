@@ -327,6 +327,12 @@ class TritonClient:
         self.useSharedMemory = bool(params.useSharedMemory)
         self.requestedOutputs = [str(o) for o in params.outputs]
         if self.modelConfigPath and not os.path.isfile(self.modelConfigPath):
+            from ..paths import REPO_ROOT
+
+            in_repo = REPO_ROOT / self.modelConfigPath  # FileInPath-like: relative to the repository too
+            if not os.path.isabs(self.modelConfigPath) and in_repo.is_file():
+                self.modelConfigPath = str(in_repo)
+        if self.modelConfigPath and not os.path.isfile(self.modelConfigPath):
             raise ConfigurationError(
                 f"{where}: modelConfigPath {self.modelConfigPath!r} does not exist. Give the model's config.pbtxt "
                 "(<repository>/<model>/config.pbtxt) or leave it empty.")
