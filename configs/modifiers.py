@@ -17,20 +17,13 @@ from __future__ import annotations
 from typing import Any
 
 import framework.config as cms
+from framework.sonic.service import FALLBACK_PARAMETERS
 
 # ----------------------------------------------------------------------------- enableSonicTriton
 enableSonicTriton = cms.Modifier()
 
-TRITON_FALLBACK_DEFAULTS: dict[str, Any] = {
-    "enable": True,
-    "device": "auto",
-    "port": -1,
-    "instances": 1,
-    "threads": 0,
-    "wait": 120.0,
-    "verbose": False,
-    "keepLogs": False,
-}
+# the service's own defaults, with the fallback switched on
+TRITON_FALLBACK_DEFAULTS: dict[str, Any] = {**FALLBACK_PARAMETERS, "enable": True}
 
 
 def tritonService(**fallback: Any) -> cms.Service:

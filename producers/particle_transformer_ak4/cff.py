@@ -7,6 +7,7 @@ import os
 
 import framework.config as cms
 from configs.modifiers import particleTransformerAK4SonicTriton
+from framework.ml import twins
 
 from .common import COMMON_PARAMETERS
 
@@ -23,19 +24,8 @@ def direct(model_dir: str = DEFAULT_MODEL_DIR, **params) -> cms.EDProducer:
 
 
 def sonic_twin(decl: cms.EDProducer, **client) -> cms.EDProducer:
-    """The SONIC twin of a direct declaration: the common parameters copied, the model served by
-    Triton under the name of its directory."""
-    model_dir = os.path.dirname(os.path.dirname(decl.model_path.value() if hasattr(decl.model_path, "value") else decl.model_path))
-    common = {k: v for k, v in decl.parameters_().items() if k in COMMON_PARAMETERS}
-    settings = dict(
-        mode="Async",
-        modelName=os.path.basename(os.path.normpath(model_dir)),
-        modelConfigPath=os.path.join(model_dir, "config.pbtxt"),
-        timeout=60,
-        allowedTries=2,
-    )
-    settings.update(client)
-    return cms.EDProducer("ParticleTransformerAK4SonicJetTagsProducer", Client=cms.PSet(**settings), **common)
+    """The SONIC twin of a direct declaration (same common parameters, model served by Triton)."""
+    return twins.sonic_twin(decl, "ParticleTransformerAK4SonicJetTagsProducer", COMMON_PARAMETERS, **client)
 
 
 def add(process: cms.Process, label: str = "pfParticleTransformerAK4JetTags", model_dir: str = DEFAULT_MODEL_DIR,
