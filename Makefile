@@ -20,6 +20,7 @@ install: $(STAMP)
 
 ## run: the main job on the bundled sample, direct and SONIC (local fallback server), with the comparison
 run: $(STAMP)
+	mkdir -p out
 	$(PY) -m framework run configs/miniaod_cfg.py maxEvents=$(EVENTS) inputFiles=$(SAMPLE) outputFile=out/miniaod_direct.root
 	$(PY) -m framework compare configs/miniaod_cfg.py maxEvents=$(EVENTS) inputFiles=$(SAMPLE) --out out/compare
 
