@@ -305,12 +305,14 @@ class EventProcessor:
             self.source.open(skip=self._skip_events(), max_events=self.max_events)
             for info in self.modules.values():
                 self._instantiate(info)
-            needed: set[str] = set()
+            needed: dict[str, list[str]] = {}  # branch -> modules that read it
             for info in self.modules.values():
-                needed.update(info.instances[0].inputBranches())
+                for b in info.instances[0].inputBranches():
+                    needed.setdefault(b, []).append(f"'{info.label}' ({info.decl.type_()})")
                 if info.kind == "output":
                     info.instances[0].source = self.source
-                    needed.update(info.instances[0].selectBranches(self.source.branchNames()))
+                    for b in info.instances[0].selectBranches(self.source.branchNames()):
+                        needed.setdefault(b, []).append(f"'{info.label}' ({info.decl.type_()})")
             self.source.require(needed)
             on_demand = [lab for lab, i in self.modules.items() if i.on_demand]
             self._output_consumes = {

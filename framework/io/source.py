@@ -138,18 +138,24 @@ class RootSource(Source):
     def branchNames(self) -> list[str]:
         return list(self._branches[0]) if self._branches else []
 
-    def require(self, names: Iterable[str]) -> None:
-        """Check that every file has the branches *names* and read them ahead with each chunk."""
+    def require(self, names: Iterable[str] | dict[str, list[str]]) -> None:
+        """Check that every file has the branches *names* (optionally mapped to the modules that read
+        them, for the message) and read them ahead with each chunk."""
+        users = names if isinstance(names, dict) else {}
         names = sorted(set(names))
         for path, branches in zip(self.files, self._branches):
             have = set(branches)
-            for n in names:
-                if n not in have:
-                    raise InputError(
-                        f"branch '{n}' not found in tree '{self.params.treeName}' of {path}."
-                        f"{did_you_mean(n, branches)} The file has {len(branches)} branches"
-                        f"{'; it has no PF candidates (PFCands_*), which this module needs: use a PFNano-style file, e.g. python -m framework generate' if n.startswith(('PFCands_', 'JetPFCands_')) else ''}."
-                    )
+            missing = [n for n in names if n not in have]
+            if missing:
+                n = missing[0]
+                who = f" Needed by module {', '.join(users[n])}." if users.get(n) else ""
+                more = f" Missing in all: {_some(missing)}." if len(missing) > 1 else ""
+                pf = ("; it has no PF candidates (PFCands_*, JetPFCands_*): use a PFNano-style file, e.g. one from "
+                      "python -m framework generate" if any(m.startswith(("PFCands_", "JetPFCands_")) for m in missing) else "")
+                raise InputError(
+                    f"branch '{n}' not found in tree '{self.params.treeName}' of {path}.{who}"
+                    f"{did_you_mean(n, branches)}{more} The file has {len(branches)} branches{pf}."
+                )
         self._required = names
         self._has_ids = [all(b in set(br) for b in ID_BRANCHES) for br in self._branches]
 
