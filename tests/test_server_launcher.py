@@ -301,14 +301,15 @@ def test_server_dies_with_its_parent(small_repo, tmp_path):
         workdir = Path(re.search(r"--model-repository=(\S+)/repository", Path(f"/proc/{pid}/cmdline").read_text()
                                  .replace("\0", " ")).group(1))
     finally:
-        parent.send_signal(signal.SIGKILL)  # no atexit, no cleanup: only PR_SET_PDEATHSIG
+        parent.send_signal(signal.SIGKILL)  # no atexit, no cleanup: PR_SET_PDEATHSIG and the reaper process
         parent.wait()
     deadline = time.monotonic() + 10
-    while any(pid_alive(p) for p in group) and time.monotonic() < deadline:
+    while (any(pid_alive(p) for p in group) or workdir.exists()) and time.monotonic() < deadline:
         time.sleep(0.1)
-    assert not any(pid_alive(p) for p in group)
-    shutil.rmtree(workdir)  # nobody was left to clean up after a SIGKILL
-    shutil.rmtree(log_dir)
+    assert not any(pid_alive(p) for p in group), "server or stubs outlived the job"
+    # the reaper removed the temp repository, the log dir and the stubs' shared-memory regions
+    assert not workdir.exists() and not Path(log_dir).exists()
+    assert not glob.glob(f"/dev/shm/cmsfw_triton_{parent.pid}_*")
 
 
 def test_broken_model_fails_with_log_tail(tmp_path):

@@ -498,6 +498,20 @@ class LocalTritonServer:
                 preexec_fn=_set_pdeathsig, close_fds=True)
         except OSError as exc:
             raise ServerStartError(f"could not execute {cmd[0]}: {exc}") from exc
+        self._start_reaper()
+
+    def _start_reaper(self) -> None:
+        """A watchdog that cleans up the server group if this process dies without stopping it."""
+        from . import reaper
+
+        try:
+            subprocess.Popen(  # noqa: S603 - our own script, fixed arguments
+                [sys.executable, "-S", reaper.__file__, str(os.getpid()), str(self._process.pid), self._shm_prefix,
+                 str(self._workdir or ""), "" if self.keep_logs else str(self._own_log_dir or "")],
+                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                start_new_session=True, close_fds=True)
+        except OSError as exc:  # the server still dies with us; only its stubs could outlive a SIGKILL
+            log.warning("could not start the server watchdog: %s", exc)
 
     def _wait_ready(self) -> None:
         import tritonclient.grpc as grpcclient
