@@ -318,13 +318,19 @@ class TritonService(Service):
             raise ServerError(self._unserved_message(
                 no_path, extra=f"\n  The fallback server cannot serve {', '.join(no_path)}: it finds a model from its "
                 "client's Client.modelConfigPath (<repository>/<model>/config.pbtxt), which is empty."))
-        repo = tempfile.mkdtemp(prefix="cmsfw-sonic-fallback-")
-        self._fallback_repo = repo
-        for m in models:
-            source = os.path.dirname(os.path.abspath(self._models[m].configPath))
-            os.symlink(source, os.path.join(repo, m), target_is_directory=True)
+        sources = {m: os.path.dirname(os.path.abspath(self._models[m].configPath)) for m in models}
+        parents = {os.path.dirname(src) for src in sources.values()}
+        if len(parents) == 1 and all(os.path.basename(src) == m for m, src in sources.items()):
+            # served from their own repository (nothing to clean up if the job is killed)
+            repos = sorted(parents)
+        else:  # a model whose directory is named otherwise: a repository of links under the model names
+            repo = tempfile.mkdtemp(prefix="cmsfw-sonic-fallback-")
+            self._fallback_repo = repo
+            for m, source in sources.items():
+                os.symlink(source, os.path.join(repo, m), target_is_directory=True)
+            repos = [repo]
         p = self.fallbackParams
-        server = LocalTritonServer([repo], device=p.device, grpc_port=int(p.port), instances=int(p.instances),
+        server = LocalTritonServer(repos, device=p.device, grpc_port=int(p.port), instances=int(p.instances),
                                    threads=int(p.threads), models=models, wait=float(p.wait), verbose=bool(p.verbose),
                                    keep_logs=bool(p.keepLogs))
         self.fallbackServer = server
