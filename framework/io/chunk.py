@@ -44,8 +44,20 @@ class Column:
         return ak.Array(layout)[idx]
 
 
+class _CacheEntry:
+    """One value of :meth:`Chunk.cached`: computed once, under its own lock."""
+
+    __slots__ = ("lock", "done", "value")
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.done = False
+        self.value: Any = None
+
+
 class Chunk:
-    """A block of consecutive entries of one file; branches are read on first use."""
+    """A block of consecutive entries of one file; branches are read on first use. :meth:`cached` keeps
+    values derived from the whole chunk (e.g. a producer's inputs for all its events), freed with it."""
 
     def __init__(self, file_name: str, start: int, stop: int, reader: Callable[[list[str], int, int], dict[str, Column]]):
         self.file_name = file_name
@@ -53,6 +65,7 @@ class Chunk:
         self.stop = stop
         self._reader = reader
         self._columns: dict[str, Column] = {}
+        self._cache: dict[Any, _CacheEntry] = {}
         self._lock = threading.Lock()
 
     def preload(self, names: Iterable[str]) -> None:
@@ -69,6 +82,23 @@ class Chunk:
                     self._columns.update(self._reader([name], self.start, self.stop))
                     col = self._columns[name]
         return col
+
+    def cached(self, key: Any, factory: Callable[[Chunk], Any]) -> Any:
+        """``factory(self)``, computed once per chunk and (hashable) *key*, however many streams ask for it
+        at the same time: the first caller computes it, the others wait for its value. A factory that
+        raises caches nothing (the next caller tries again). The factory may read columns
+        (:meth:`column`) and other cached values of other keys."""
+        entry = self._cache.get(key)
+        if entry is None or not entry.done:
+            with self._lock:  # the chunk's lock only to find or add the entry, not during the computation
+                entry = self._cache.get(key)
+                if entry is None:
+                    entry = self._cache[key] = _CacheEntry()
+            with entry.lock:
+                if not entry.done:
+                    entry.value = factory(self)
+                    entry.done = True
+        return entry.value
 
 
 class SourceEvent:

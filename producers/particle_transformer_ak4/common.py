@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 
 from . import features
+from .features_chunk import build_part_inputs_chunk
 
 FLAV_NAMES = ["probb", "probbb", "problepb", "probc", "probuds", "probg"]
 OUTPUT_NAME = "softmax"
@@ -24,6 +25,14 @@ COMMON_PARAMETERS: dict[str, Any] = {
 }
 
 
+def _chunk_columns(chunk: Any) -> dict[str, tuple[np.ndarray, np.ndarray | None]]:
+    columns = {}
+    for name in features.INPUT_BRANCHES:
+        col = chunk.column(name)
+        columns[name] = (col.content, col.offsets)
+    return columns
+
+
 class ParTAK4Common:
     """Mixin for the two producers. Products: one float32 array per flavour (one value per jet),
     instance names from ``flav_names``; jets without a candidate get -1 (CMSSW's convention),
@@ -35,11 +44,20 @@ class ParTAK4Common:
         return tuple(features.INPUT_BRANCHES)
 
     def prepare(self, event: Any) -> tuple[dict[str, np.ndarray], np.ndarray]:
+        """The event's model inputs. Computed for the whole input chunk at once on its first event
+        (:func:`.features_chunk.build_part_inputs_chunk`, cached on the chunk and shared by the streams,
+        equal to the per-event :func:`.features.build_part_inputs` bit for bit); per event without a
+        chunk (EmptySource). The arrays are read-only views into the chunk's buffers."""
         p = self.params
-        ev = event.getBranches(features.INPUT_BRANCHES)
-        return features.build_part_inputs(
-            ev, max_cpf=p.max_cpf, max_npf=p.max_npf, max_sv=p.max_sv, min_slots=p.min_slots, pad_to_event_max=True
-        )
+        kwargs = dict(max_cpf=p.max_cpf, max_npf=p.max_npf, max_sv=p.max_sv, min_slots=p.min_slots,
+                      pad_to_event_max=True)
+        src = getattr(event, "_src", None)
+        chunk = getattr(src, "chunk", None)
+        if chunk is None:
+            return features.build_part_inputs(event.getBranches(features.INPUT_BRANCHES), **kwargs)
+        key = ("particle_transformer_ak4", tuple(sorted(kwargs.items())))
+        batch = chunk.cached(key, lambda c: build_part_inputs_chunk(_chunk_columns(c), **kwargs))
+        return batch.event(src.local)
 
     def postprocess(self, event: Any, scores: np.ndarray, has_candidates: np.ndarray) -> None:
         names = self.params.flav_names

@@ -1,6 +1,8 @@
 """ParticleTransformer AK4 (CMS Run 3) inputs from NanoAOD/PFNano-style flat arrays of one event.
 
-One pure function, :func:`build_part_inputs`, shared by the in-process ONNX producer and its SONIC twin.
+One pure function, :func:`build_part_inputs`, shared by the in-process ONNX producer and its SONIC twin;
+:func:`.features_chunk.build_part_inputs_chunk` computes the same for all events of an input chunk at once,
+with the same feature formulas (the elementwise ``_*_features`` helpers below), bit for bit.
 It reproduces, vectorised over all jets of an event, what CMSSW does in
 
 * ``RecoBTag/FeatureTools/plugins/ParticleTransformerAK4TagInfoProducer.cc`` (jet selection
@@ -218,6 +220,125 @@ def _p4(pt, eta, phi, mass):
     return px, py, pz, np.sqrt(px * px + py * py + pz * pz + mass * mass)
 
 
+# ------------------------------------------------- feature formulas on flat arrays (shared with features_chunk)
+# Every function below is elementwise over its (broadcast) arguments, so the per-event builder and the
+# chunk builder (:mod:`.features_chunk`) give bit-identical values however the elements are grouped.
+_BTAG_FIELDS = ("btagSip2dVal", "btagSip2dSig", "btagSip3dVal", "btagSip3dSig", "btagJetDistVal")
+
+
+def _jet_frame(jpt, jeta, jphi, jmass, min_jet_pt, max_jet_eta):
+    """Jet energy, unit momentum direction (``jet.momentum().Unit()``) and the tag-info selection."""
+    jpx, jpy, jpz, je = _p4(jpt, jeta, jphi, jmass)
+    jp = np.sqrt(jpx * jpx + jpy * jpy + jpz * jpz)
+    filled = (jpt >= min_jet_pt) & (np.abs(jeta) <= max_jet_eta)
+    return je, jpx / jp, jpy / jp, jpz / jp, filled
+
+
+def _cand_sv_dr(eta, phi, s_eta, s_phi):
+    """deltaR(candidate, SV) as in ``mindrsvpfcand``."""
+    return np.hypot(eta - s_eta, _wrap(phi - s_phi))
+
+
+def _link_kinematics(pt, eta, phi, puppi, drmin, jpt, jeta, jphi, is_weighted_jet):
+    """Per jet-candidate link (``jpt``/``jeta``/``jphi`` of the link's jet): ptrel, the float sort keys
+    on ptrel and drminsv (SortingClass stores floats), deta, dphi and deltaR to the jet axis."""
+    weight = puppi if is_weighted_jet else 1.0
+    ptrel = (pt * weight) / jpt
+    key_ptrel = _desc_key((pt * weight).astype(np.float32) / jpt.astype(np.float32))
+    key_drmin = _desc_key(-drmin.astype(np.float32))
+    deta = eta - jeta
+    dphi = _wrap(phi - jphi)
+    return ptrel, key_ptrel, key_drmin, deta, dphi, np.hypot(deta, dphi)
+
+
+def _charged_order(c, jet, key_ptrel, key_drmin, sip2sig):
+    """Charged links ``c`` grouped by ``jet`` (ascending), each jet's in CMSSW's order."""
+    return c[np.lexsort((key_ptrel[c], key_drmin[c], _desc_key(sip2sig[c].astype(np.float32)), jet[c]))]
+
+
+def _neutral_order(n, jet, key_ptrel, key_drmin):
+    """Neutral links ``n`` grouped by ``jet`` (ascending), each jet's in CMSSW's order."""
+    return n[np.lexsort((key_ptrel[n], key_drmin[n], jet[n]))]
+
+
+def _sv_sort_key(dxysig):
+    """Ascending key of ``sv_vertex_comparator`` (dxy significance descending)."""
+    return _desc_key(_catch_infs(dxysig, 0.0).astype(np.float32))
+
+
+def _sv_jet_delta(s_eta, s_phi, jeta, jphi):
+    """(deta, dphi, dR^2) of SV and jet axis."""
+    sdeta = s_eta - jeta
+    sdphi = _wrap(s_phi - jphi)
+    return sdeta, sdphi, sdeta**2 + sdphi**2
+
+
+def _cpf_features(cx, cy, cz, ux, uy, uz, delta_r, btag, ptrel, drmin, vtx_ass, puppi, chi2, quality, jet_radius):
+    """Bounded ``input_1`` rows (float64, :data:`CPF_FEATURES` order) of charged candidates; ``ux``..``uz``:
+    their jet's direction, ``btag``: the link's :data:`_BTAG_FIELDS` values."""
+    p = np.sqrt(cx * cx + cy * cy + cz * cz)
+    ppar = cx * ux + cy * uy + cz * uz
+    crx = cy * uz - cz * uy
+    cry = cz * ux - cx * uz
+    crz = cx * uy - cy * ux
+    e_pi = np.sqrt(p * p + _PION_MASS**2)
+    raw = np.empty((len(cx), len(CPF_FEATURES)))
+    raw[:, 0] = 0.5 * np.log((e_pi + ppar) / (e_pi - ppar))  # reco::btau::etaRel
+    raw[:, 1] = np.sqrt(crx * crx + cry * cry + crz * crz)  # trackPtRel = |p x jetdir|
+    raw[:, 2] = ppar  # trackPPar
+    raw[:, 3] = delta_r  # trackDeltaR
+    raw[:, 4] = ppar / p  # trackPParRatio
+    for i, values in enumerate(btag):
+        raw[:, 5 + i] = values
+    raw[:, 10] = ptrel
+    raw[:, 11] = drmin
+    raw[:, 12] = vtx_ass
+    raw[:, 13] = puppi
+    raw[:, 14] = chi2
+    raw[:, 15] = quality
+    spec = _CPF_SPEC.copy()
+    spec[1:, 11] = (-jet_radius, 0.0, -jet_radius)
+    return _bound_columns(raw, spec)
+
+
+def _npf_features(ptrel, deta, dphi, delta_r, pdg_id, hcal_fraction, drmin, puppi, jet_radius):
+    """Bounded ``input_2`` rows (float64, :data:`NPF_FEATURES` order) of neutral candidates."""
+    raw = np.empty((len(ptrel), len(NPF_FEATURES)))
+    raw[:, 0] = ptrel
+    raw[:, 1] = np.abs(deta)
+    raw[:, 2] = np.abs(dphi)
+    raw[:, 3] = delta_r
+    raw[:, 4] = np.abs(pdg_id) == 22
+    raw[:, 5] = hcal_fraction
+    raw[:, 6] = drmin
+    raw[:, 7] = puppi
+    spec = _NPF_SPEC.copy()
+    spec[1:, 6] = (-jet_radius, 0.0, -jet_radius)
+    return _bound_columns(raw, spec)
+
+
+def _sv_features(pt, sdr2, mass, sdeta, sdphi, ntracks, normchi2, ndof, dxy, dxysig, dlen, dlensig, pangle, energy,
+                 jet_energy):
+    """Bounded ``input_3`` rows (float64, :data:`SV_FEATURES` order) of jet-matched SVs."""
+    chi2 = normchi2 * ndof  # NanoAOD stores the normalized chi2
+    raw = np.empty((len(pt), len(SV_FEATURES)))
+    raw[:, 0] = pt
+    raw[:, 1] = np.sqrt(sdr2) - 0.5
+    raw[:, 2] = mass
+    raw[:, 3] = np.abs(sdeta) - 0.5
+    raw[:, 4] = np.abs(sdphi) - 0.5
+    raw[:, 5] = ntracks
+    raw[:, 6] = chi2
+    raw[:, 7] = chi2 / ndof
+    raw[:, 8] = dxy
+    raw[:, 9] = dxysig
+    raw[:, 10] = dlen
+    raw[:, 11] = dlensig
+    raw[:, 12] = np.cos(pangle)  # vertexDdotP
+    raw[:, 13] = energy / jet_energy
+    return _bound_columns(raw, _SV_SPEC)
+
+
 # ----------------------------------------------------------------------------------- the builder
 def build_part_inputs(
     ev: Mapping[str, np.ndarray],
@@ -266,10 +387,7 @@ def _build(ev, max_cpf, max_npf, max_sv, min_slots, pad_to_event_max, jet_radius
         widths = (len(CPF_FEATURES), len(NPF_FEATURES), len(SV_FEATURES), 4, 4, 4)
         inputs = {name: np.zeros((0, slots[i % 3], widths[i]), np.float32) for i, name in enumerate(INPUT_NAMES)}
         return inputs, np.zeros(0, bool)
-    jpx, jpy, jpz, je = _p4(jpt, jeta, jphi, jmass)
-    jp = np.sqrt(jpx * jpx + jpy * jpy + jpz * jpz)
-    ux, uy, uz = jpx / jp, jpy / jp, jpz / jp  # jet.momentum().Unit()
-    filled = (jpt >= min_jet_pt) & (np.abs(jeta) <= max_jet_eta)
+    je, ux, uy, uz, filled = _jet_frame(jpt, jeta, jphi, jmass, min_jet_pt, max_jet_eta)
 
     # ---- candidates reached through the links (jet daughters)
     cpt = _get(ev, "PFCands_pt")
@@ -300,25 +418,18 @@ def _build(ev, max_cpf, max_npf, max_sv, min_slots, pad_to_event_max, jet_radius
 
     # mindrsvpfcand: min dR to any SV of the event, starting at 0.4
     if len(s_pt) and len(lc):
-        dr = np.hypot(eta[:, None] - s_eta[None, :], _wrap(phi[:, None] - s_phi[None, :]))
+        dr = _cand_sv_dr(eta[:, None], phi[:, None], s_eta[None, :], s_phi[None, :])
         drmin = np.minimum(dr.min(axis=1), _MINDR_START)
     else:
         drmin = np.full(len(lc), _MINDR_START)
 
-    weight = puppi if is_weighted_jet else 1.0
-    ptrel_raw = (pt * weight) / jpt[lj]
-    # sort keys in float, as SortingClass stores them
-    key_ptrel = _desc_key((pt * weight).astype(np.float32) / jpt[lj].astype(np.float32))
-    key_drmin = _desc_key(-drmin.astype(np.float32))
-    deta = eta - jeta[lj]
-    dphi = _wrap(phi - jphi[lj])
-    delta_r = np.hypot(deta, dphi)
+    ptrel_raw, key_ptrel, key_drmin, deta, dphi, delta_r = _link_kinematics(
+        pt, eta, phi, puppi, drmin, jpt[lj], jeta[lj], jphi[lj], is_weighted_jet)
     is_ch = charge != 0
 
     # ---- charged candidates
-    c = np.flatnonzero(is_ch)
     sip2sig = _get(ev, "JetPFCands_btagSip2dSig")[link_sel]
-    c = c[np.lexsort((key_ptrel[c], key_drmin[c], _desc_key(sip2sig[c].astype(np.float32)), lj[c]))]
+    c = _charged_order(np.flatnonzero(is_ch), lj, key_ptrel, key_drmin, sip2sig)
     cj = lj[c]
     crank = _rank_in_group(cj)
     n_c_jet = np.bincount(cj, minlength=n_jets)
@@ -329,39 +440,19 @@ def _build(ev, max_cpf, max_npf, max_sv, min_slots, pad_to_event_max, jet_radius
     links = link_sel[c]
 
     cx, cy, cz = px[c], py[c], pz[c]
-    p = np.sqrt(cx * cx + cy * cy + cz * cz)
-    ppar = cx * ux[cj] + cy * uy[cj] + cz * uz[cj]
-    crx = cy * uz[cj] - cz * uy[cj]
-    cry = cz * ux[cj] - cx * uz[cj]
-    crz = cx * uy[cj] - cy * ux[cj]
-    e_pi = np.sqrt(p * p + _PION_MASS**2)
-    raw = np.empty((len(c), len(CPF_FEATURES)))
-    raw[:, 0] = 0.5 * np.log((e_pi + ppar) / (e_pi - ppar))  # reco::btau::etaRel
-    raw[:, 1] = np.sqrt(crx * crx + cry * cry + crz * crz)  # trackPtRel = |p x jetdir|
-    raw[:, 2] = ppar  # trackPPar
-    raw[:, 3] = delta_r[c]  # trackDeltaR
-    raw[:, 4] = ppar / p  # trackPParRatio
-    for i, name in enumerate(("btagSip2dVal", "btagSip2dSig", "btagSip3dVal", "btagSip3dSig", "btagJetDistVal")):
-        raw[:, 5 + i] = _get(ev, "JetPFCands_" + name)[links]
-    raw[:, 10] = ptrel_raw[c]
-    raw[:, 11] = drmin[c]
-    raw[:, 12] = _get(ev, "PFCands_pvAssocQuality")[cand]
-    raw[:, 13] = puppi[c]
-    raw[:, 14] = _get(ev, "PFCands_trkChi2")[cand]
-    raw[:, 15] = _get(ev, "PFCands_trkQuality")[cand]
-    spec = _CPF_SPEC.copy()
-    spec[1:, 11] = (-jet_radius, 0.0, -jet_radius)
     x1 = np.zeros((n_jets, n_cpf, len(CPF_FEATURES)), np.float32)
     x4 = np.zeros((n_jets, n_cpf, 4), np.float32)
-    x1[cj, crank] = _bound_columns(raw, spec)
+    x1[cj, crank] = _cpf_features(
+        cx, cy, cz, ux[cj], uy[cj], uz[cj], delta_r[c], [_get(ev, "JetPFCands_" + f)[links] for f in _BTAG_FIELDS],
+        ptrel_raw[c], drmin[c], _get(ev, "PFCands_pvAssocQuality")[cand], puppi[c], _get(ev, "PFCands_trkChi2")[cand],
+        _get(ev, "PFCands_trkQuality")[cand], jet_radius)
     x4[cj, crank, 0] = cx
     x4[cj, crank, 1] = cy
     x4[cj, crank, 2] = cz
     x4[cj, crank, 3] = energy[c]
 
     # ---- neutral candidates
-    n = np.flatnonzero(~is_ch)
-    n = n[np.lexsort((key_ptrel[n], key_drmin[n], lj[n]))]
+    n = _neutral_order(np.flatnonzero(~is_ch), lj, key_ptrel, key_drmin)
     nj = lj[n]
     nrank = _rank_in_group(nj)
     n_n_jet = np.bincount(nj, minlength=n_jets)
@@ -369,59 +460,34 @@ def _build(ev, max_cpf, max_npf, max_sv, min_slots, pad_to_event_max, jet_radius
     keep = nrank < n_npf
     n, nj, nrank = n[keep], nj[keep], nrank[keep]
     ncand = lc[n]
-    raw = np.empty((len(n), len(NPF_FEATURES)))
-    raw[:, 0] = ptrel_raw[n]
-    raw[:, 1] = np.abs(deta[n])
-    raw[:, 2] = np.abs(dphi[n])
-    raw[:, 3] = delta_r[n]
-    raw[:, 4] = np.abs(_get(ev, "PFCands_pdgId", np.int64)[ncand]) == 22
-    raw[:, 5] = _get(ev, "PFCands_hcalFraction")[ncand]
-    raw[:, 6] = drmin[n]
-    raw[:, 7] = puppi[n]
-    spec = _NPF_SPEC.copy()
-    spec[1:, 6] = (-jet_radius, 0.0, -jet_radius)
     x2 = np.zeros((n_jets, n_npf, len(NPF_FEATURES)), np.float32)
     x5 = np.zeros((n_jets, n_npf, 4), np.float32)
-    x2[nj, nrank] = _bound_columns(raw, spec)
+    x2[nj, nrank] = _npf_features(
+        ptrel_raw[n], deta[n], dphi[n], delta_r[n], _get(ev, "PFCands_pdgId", np.int64)[ncand],
+        _get(ev, "PFCands_hcalFraction")[ncand], drmin[n], puppi[n], jet_radius)
     x5[nj, nrank, 0] = px[n]
     x5[nj, nrank, 1] = py[n]
     x5[nj, nrank, 2] = pz[n]
     x5[nj, nrank, 3] = energy[n]
 
     # ---- secondary vertices: sorted by dxy significance (sv_vertex_comparator), matched by dR <= R
-    s_order = np.argsort(_desc_key(_catch_infs(_get(ev, "SV_dxySig"), 0.0).astype(np.float32)), kind="stable")
+    s_order = np.argsort(_sv_sort_key(_get(ev, "SV_dxySig")), kind="stable")
     s_pt, s_eta, s_phi = s_pt[s_order], s_eta[s_order], s_phi[s_order]
     s_mass = _get(ev, "SV_mass")[s_order]
     s_px, s_py, s_pz, s_e = _p4(s_pt, s_eta, s_phi, s_mass)
-    sdeta = s_eta[None, :] - jeta[:, None]
-    sdphi = _wrap(s_phi[None, :] - jphi[:, None])
-    sdr2 = sdeta**2 + sdphi**2
+    sdeta, sdphi, sdr2 = _sv_jet_delta(s_eta[None, :], s_phi[None, :], jeta[:, None], jphi[:, None])
     match = (sdr2 <= jet_radius * jet_radius) & filled[:, None]
     srank_all = np.cumsum(match, axis=1) - 1
     n_sv = _slots(match.sum(axis=1), max_sv, min_slots, pad_to_event_max)
     sj, si = np.nonzero(match & (srank_all < n_sv))
     srank = srank_all[sj, si]
     sv = s_order[si]
-    ndof = _get(ev, "SV_ndof")[sv]
-    chi2 = _get(ev, "SV_chi2")[sv] * ndof  # NanoAOD stores the normalized chi2
-    raw = np.empty((len(si), len(SV_FEATURES)))
-    raw[:, 0] = s_pt[si]
-    raw[:, 1] = np.sqrt(sdr2[sj, si]) - 0.5
-    raw[:, 2] = s_mass[si]
-    raw[:, 3] = np.abs(sdeta[sj, si]) - 0.5
-    raw[:, 4] = np.abs(sdphi[sj, si]) - 0.5
-    raw[:, 5] = _get(ev, "SV_ntracks")[sv]
-    raw[:, 6] = chi2
-    raw[:, 7] = chi2 / ndof
-    raw[:, 8] = _get(ev, "SV_dxy")[sv]
-    raw[:, 9] = _get(ev, "SV_dxySig")[sv]
-    raw[:, 10] = _get(ev, "SV_dlen")[sv]
-    raw[:, 11] = _get(ev, "SV_dlenSig")[sv]
-    raw[:, 12] = np.cos(_get(ev, "SV_pAngle")[sv])  # vertexDdotP
-    raw[:, 13] = s_e[si] / je[sj]
     x3 = np.zeros((n_jets, n_sv, len(SV_FEATURES)), np.float32)
     x6 = np.zeros((n_jets, n_sv, 4), np.float32)
-    x3[sj, srank] = _bound_columns(raw, _SV_SPEC)
+    x3[sj, srank] = _sv_features(
+        s_pt[si], sdr2[sj, si], s_mass[si], sdeta[sj, si], sdphi[sj, si], _get(ev, "SV_ntracks")[sv],
+        _get(ev, "SV_chi2")[sv], _get(ev, "SV_ndof")[sv], _get(ev, "SV_dxy")[sv], _get(ev, "SV_dxySig")[sv],
+        _get(ev, "SV_dlen")[sv], _get(ev, "SV_dlenSig")[sv], _get(ev, "SV_pAngle")[sv], s_e[si], je[sj])
     x6[sj, srank, 0] = s_px[si]
     x6[sj, srank, 1] = s_py[si]
     x6[sj, srank, 2] = s_pz[si]
