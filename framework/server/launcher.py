@@ -505,7 +505,7 @@ class LocalTritonServer:
         from . import reaper
 
         try:
-            subprocess.Popen(  # noqa: S603 - our own script, fixed arguments
+            self._reaper = subprocess.Popen(  # noqa: S603 - our own script, fixed arguments
                 [sys.executable, "-S", reaper.__file__, str(os.getpid()), str(self._process.pid), self._shm_prefix,
                  str(self._workdir or ""), "" if self.keep_logs else str(self._own_log_dir or "")],
                 stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
@@ -636,6 +636,10 @@ class LocalTritonServer:
     def _cleanup(self, keep_log: bool) -> None:
         if self._process is not None:
             self._terminate()
+        reaper, self._reaper = getattr(self, "_reaper", None), None
+        if reaper is not None:  # we stop the server ourselves: the watchdog is not needed (and must be reaped)
+            reaper.kill()
+            reaper.wait()
         if self._log_file is not None:
             self._log_file.close()
             self._log_file = None
