@@ -17,7 +17,6 @@ candidates have px = py = 0 and are excluded from the context, so padding never 
 
 from __future__ import annotations
 
-import argparse
 import math
 import sys
 import tempfile
@@ -276,19 +275,8 @@ def rms(a: np.ndarray) -> np.ndarray:
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--events", type=int, default=3000, help="training events to generate")
-    ap.add_argument("--seed", type=int, default=202, help="generator / torch seed (keep distinct from test seeds)")
-    ap.add_argument("--epochs", type=int, default=8)
-    ap.add_argument("--out", type=Path, default=Path("data/models"), help="Triton model repository")
-    ap.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch default)")
-    args = ap.parse_args(argv)
-    sys.stdout.reconfigure(line_buffering=True)  # progress shows up when piped to a log
+    args = tc.parse_training_args(__doc__.split("\n\n")[0], argv, events=3000, seed=202, epochs=8)
 
-    import torch
-
-    if args.threads:
-        torch.set_num_threads(args.threads)
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
         root_file = Path(tmp) / "train.root"

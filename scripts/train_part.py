@@ -19,7 +19,6 @@ the separating power in the generated samples.
 
 from __future__ import annotations
 
-import argparse
 import math
 import sys
 import tempfile
@@ -344,19 +343,8 @@ def write_config(model_dir: Path) -> str:
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--events", type=int, default=4000, help="training events to generate")
-    ap.add_argument("--seed", type=int, default=101, help="generator / torch seed (keep distinct from test seeds)")
-    ap.add_argument("--epochs", type=int, default=10)
-    ap.add_argument("--out", type=Path, default=Path("data/models"), help="Triton model repository")
-    ap.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch default)")
-    args = ap.parse_args(argv)
-    sys.stdout.reconfigure(line_buffering=True)  # progress shows up when piped to a log
+    args = tc.parse_training_args(__doc__.split("\n\n")[0], argv, events=4000, seed=101, epochs=10)
 
-    import torch
-
-    if args.threads:
-        torch.set_num_threads(args.threads)
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
         root_file = Path(tmp) / "train.root"

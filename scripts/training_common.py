@@ -112,3 +112,22 @@ def parse_model_config(path: Path):
     from tritonclient.grpc import model_config_pb2
 
     return text_format.Parse(Path(path).read_text(), model_config_pb2.ModelConfig())
+
+
+def parse_training_args(description: str, argv, *, events: int, seed: int, epochs: int):
+    """The command line shared by the training scripts; also sets up torch's threads."""
+    import argparse
+
+    ap = argparse.ArgumentParser(description=description)
+    ap.add_argument("--events", type=int, default=events, help="training events to generate")
+    ap.add_argument("--seed", type=int, default=seed, help="generator / torch seed (keep distinct from test seeds)")
+    ap.add_argument("--epochs", type=int, default=epochs)
+    ap.add_argument("--out", type=Path, default=Path("data/models"), help="Triton model repository")
+    ap.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch default)")
+    args = ap.parse_args(argv)
+    sys.stdout.reconfigure(line_buffering=True)  # progress shows up when piped to a log
+    import torch
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    return args
