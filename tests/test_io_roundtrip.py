@@ -260,3 +260,24 @@ def test_output_keeping_no_branch_is_not_an_internal_error(tmp_path):
     else:
         with uproot.open(out) as f:
             assert f["Events"].num_entries == 3
+
+
+def test_products_missing_in_the_first_events_are_still_written(tmp_path):
+    """A producer behind a filter that rejects the first event: its products are written for the
+    events that have them, and the others get an empty array / 0 (the branches are not lost)."""
+    out = tmp_path / "o.root"
+    process = cms.Process("FILTERED")
+    process.source = cms.Source("EmptySource")
+    process.maxEvents.input = 6
+    process.even = cms.EDFilter("TestEvenFilter")
+    process.prod = cms.EDProducer("TestEventNumberProducer")
+    process.p = cms.Path(process.even, process.prod)
+    process.out = cms.OutputModule("RootOutputModule", fileName=str(out))
+    process.e = cms.EndPath(process.out)
+    EventProcessor(process).run()
+    with uproot.open(out) as f:
+        a = f["Events"].arrays()
+    assert a["event"].tolist() == [1, 2, 3, 4, 5, 6]
+    assert a["prod_number"].tolist() == [0, 2, 0, 4, 0, 6]
+    assert [len(v) for v in a["prod_values"].tolist()][0::2] == [0, 0, 0]
+    assert all(len(v) > 0 for v in a["prod_values"].tolist()[1::2])

@@ -78,6 +78,7 @@ class RootOutputModule(OutputModule):
         self._tree_written = False
         self._inputs: list[str] = []
         self._product_keys: list[tuple[str, str]] | None = None
+        self._warned: set[tuple[str, str]] = set()
         self.n_written = 0
 
     # ------------------------------------------------------------------ set-up
@@ -104,16 +105,25 @@ class RootOutputModule(OutputModule):
         if len(self._events) >= self.params.flushEvents:
             self._flush()
 
-    def _select_products(self, event: Event) -> list[tuple[str, str]]:
-        keys = [k for k in event.products() if kept(product_branch_name(*k), self.rules)]
+    def _select_products(self, events: list[Event]) -> list[tuple[str, str]]:
+        """The kept products of these events (the union: a product may be missing in some events, e.g.
+        behind a filter; those events get an empty list or 0)."""
+        keys = {k for ev in events for k in ev.products() if kept(product_branch_name(*k), self.rules)}
         return sorted(keys)
 
     def _flush(self) -> None:
         events, self._events = self._events, []
         if not events:  # nothing to add (endJob writes an empty tree if none was written)
             return
-        if self._product_keys is None and events:
-            self._product_keys = self._select_products(events[0])
+        if self._product_keys is None:
+            self._product_keys = self._select_products(events)
+        else:
+            new = set(self._select_products(events)) - set(self._product_keys) - self._warned
+            if new:  # the tree's branches are fixed at its first flush
+                self._warned |= new
+                log.warning("output '%s': products %s first appear after the first %d events and are not written; "
+                            "make them in every event (an empty array where there is nothing)",
+                            self.label, sorted(product_branch_name(*k) for k in new), self.n_written)
         data = self._id_data(events)
         data.update(self._input_data(events))
         data.update(self._product_data(events))
