@@ -6,7 +6,6 @@ import os
 import runpy
 import sys
 import traceback
-from typing import Any
 
 from .config import varparsing
 from .config.modifiers import reset_all
@@ -77,6 +76,3 @@ def apply_standard_options(process: Process, opts: varparsing.Options) -> None:
     if opts.given("numStreams") and opts.numStreams >= 0:
         process.options.numberOfStreams = int(opts.numStreams)
 
-
-def config_value(namespace: dict[str, Any], name: str) -> Any:
-    return namespace.get(name)

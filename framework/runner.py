@@ -7,14 +7,15 @@ import logging
 import sys
 
 from .config import varparsing
+from .config.process import Process
 from .configloader import load_config
 from .core.processor import EventProcessor, JobReport
 
 log = logging.getLogger("framework")
 
 
-def run_config(path: str, args: list[str], *, progress: bool = True) -> JobReport:
-    """Load and run a config; return the job report (raises FrameworkError on failure)."""
+def run_config(path: str, args: list[str], *, progress: bool = True) -> tuple[JobReport, Process]:
+    """Load and run a config; return the job report and the process (raises FrameworkError on failure)."""
     from .progress import Progress
 
     process, _ = load_config(path, args)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import importlib
-from collections.abc import Iterator
 from typing import Any
 
 from ..exceptions import ConfigurationError, did_you_mean
@@ -18,7 +17,7 @@ from .modules import (
     _Module,
 )
 from .sequences import EndPath, Path, Schedule, Sequence, Task, _Sequenceable
-from .types import PSet, VPSet, _Parameter, dump_value, plain
+from .types import PSet, plain
 
 OPTIONS_DEFAULTS: dict[str, Any] = {
     "numberOfThreads": 1,
@@ -285,10 +284,5 @@ class Process:
     def __repr__(self) -> str:
         return f"<Process {self._name!r}: {len(self.modules_())} modules, {len(self.paths_())} paths>"
 
-    def walk_parameters(self) -> Iterator[tuple[str, Any]]:
-        for label, m in self.modules_().items():
-            for k, v in m.parameters_().items():
-                yield f"{label}.{k}", v
 
-
-__all__ = ["Process", "PSet", "VPSet", "_Parameter", "dump_value"]
+__all__ = ["Process"]

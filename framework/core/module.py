@@ -57,10 +57,6 @@ class Module:
         """Input-file branches this module reads (read ahead in chunks; others are read on demand)."""
         return ()
 
-    def consumes(self) -> Iterable[str]:
-        """Product labels this module reads beyond its ``cms.InputTag`` parameters (found automatically)."""
-        return ()
-
     def beginJob(self) -> None:
         """Called once before the first event."""
 
