@@ -189,7 +189,7 @@ def run_both(config: str, args: list[str], out_dir: str) -> dict[str, Any]:
     from .config import process as process_module
     from .runner import run_config
 
-    server_args = [a for a in args if a.split("=", 1)[0] in ("address", "port")]
+    server_args = [a for a in args if a.split("=", 1)[0] in ("address", "port", "protocol")]
     common = [a for a in args if a not in server_args and not a.startswith("outputFile=")]
     from configs.modifiers import allSonicTriton
 

@@ -61,16 +61,20 @@ def apply_standard_options(process: Process, opts: varparsing.Options) -> None:
             raise ConfigurationError("outputFile= given, but the config has no output module")
         for out in outputs.values():
             out.fileName = opts.outputFile
-    if opts.given("address") or opts.given("port"):
+    if opts.given("address") or opts.given("port") or opts.given("protocol"):
         services = process.services_()
         if "TritonService" not in services:
             raise ConfigurationError(
-                "address=/port= given, but the config uses no Triton server: turn SONIC on "
+                "address=/port=/protocol= given, but the config uses no Triton server: turn SONIC on "
                 "(e.g. sonic=1 where the config offers it, or configs/run_sonic.py config=...)"
             )
-        from .sonic.service import apply_server_option
+        from .sonic.service import apply_protocol_option, apply_server_option
 
-        apply_server_option(services["TritonService"], opts.address or "127.0.0.1", int(opts.port))
+        protocol = str(opts.protocol)
+        if opts.given("address") or opts.given("port"):
+            port = int(opts.port) if opts.given("port") else (8000 if protocol == "http" else 8001)
+            apply_server_option(services["TritonService"], opts.address or "127.0.0.1", port, protocol)
+        apply_protocol_option(services["TritonService"], protocol)
     if opts.given("numThreads") and opts.numThreads > 0:
         process.options.numberOfThreads = int(opts.numThreads)
     if opts.given("numStreams") and opts.numStreams >= 0:

@@ -62,8 +62,9 @@ def test_service_passes_ssl_files(tmp_path):
                          {"name": "plain", "address": "127.0.0.1", "port": 8001}]}
     service = TritonService("TritonService", Params(check_parameters(TritonService.parameters, given, "service")))
     servers = service.servers()
-    assert servers["secure"] == ("triton.example.org:443", False, SslOptions(*(str(files[k]) for k in files)))
-    assert servers["plain"] == ("127.0.0.1:8001", True, None)
+    assert servers["secure"] == ("triton.example.org:443", False, SslOptions(*(str(files[k]) for k in files)),
+                                 "grpc")
+    assert servers["plain"] == ("127.0.0.1:8001", True, None, "grpc")
 
 
 # ----------------------------------------------------------------------------- with the server
@@ -99,8 +100,9 @@ def test_set_shape_and_batch_size(client):
         client.input["INPUT"].toServer(x)
     client.reset()
     client.setBatchSize(2)
+    client.input["INPUT"].toServer(x)  # the client owns the batch: it is checked when the request is made
     with pytest.raises(TritonDataError, match=r"input 'INPUT' has 3 entries, but setBatchSize\(2\) was called"):
-        client.input["INPUT"].toServer(x)
+        client.evaluate()
     client.reset()
     with pytest.raises(TritonDataError, match=r"expected shape \[-1, 4\]"):
         client.input["INPUT"].setShape([2, 3])

@@ -18,9 +18,9 @@ import framework.config as cms
 from framework.core.registry import register
 from framework.exceptions import ConfigurationError, FrameworkError
 from framework.sonic import SonicEDProducer, TritonConfigError
-from framework.sonic.client import grpc_client
 from framework.sonic.service import server_statistics
 from framework.sonic.shm import live_regions
+from framework.sonic.transport import ServerAddress, make_transport
 from tests.sonic_fixtures import *  # noqa: F403
 from tests.sonic_fixtures import (
     assert_same,
@@ -180,12 +180,12 @@ def test_ragged_batch_mode_parameter(sonic_server, sonic_models):
 
 # ----------------------------------------------------------------------------- batch 0 and limits
 def _inferences(server, model: str) -> tuple[int, int]:
-    client = grpc_client(server.grpc_address)
+    transport = make_transport(ServerAddress(server.grpc_address, True))
     try:
-        s = server_statistics(client, model)
+        s = server_statistics(transport.statistics(model))
         return s.success, s.inferences
     finally:
-        client.close()
+        transport.close()
 
 
 @pytest.mark.parametrize("mode", MODES)

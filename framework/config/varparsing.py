@@ -56,7 +56,8 @@ STANDARD: list[tuple[str, Any, type, str, bool]] = [
     ("numThreads", 0, int, "number of threads (0 = the config's process.options)", False),
     ("numStreams", -1, int, "number of concurrent events (0 = numThreads; -1 = the config's)", False),
     ("address", "", str, "Triton server address for SONIC modules (fills TritonService.servers)", False),
-    ("port", 8001, int, "Triton server gRPC port (with address=)", False),
+    ("port", 8001, int, "Triton server port (with address=; default 8001 for grpc, 8000 for http)", False),
+    ("protocol", "grpc", str, "how SONIC clients talk to the server(s): grpc or http (also the local fallback)", False),
 ]
 
 

@@ -2,21 +2,29 @@
 
 It registers its model with the :class:`~framework.sonic.service.TritonService` when constructed, connects in
 ``beginJob`` (reads the model's metadata and configuration from the server and checks them against the local
-``config.pbtxt``), and per event sends the inputs a producer filled (:mod:`framework.sonic.data`) in one of
-three modes:
+``config.pbtxt``), and per event turns the inputs a producer filled (:mod:`framework.sonic.data`) into
+requests, sent in one of three modes:
 
 ``Sync``
     the request runs in the calling thread; ``acquire`` returns when the answer is there.
 ``Async``
-    ``tritonclient.grpc``'s ``async_infer``; its callback completes the ExternalWork (``holder.doneWaiting``),
-    and the framework thread serves other events meanwhile. Retries are re-dispatched from the callback.
+    the request runs on the process's one SONIC event loop (:class:`~framework.sonic.transport.EventLoopThread`);
+    its completion callback completes the ExternalWork (``holder.doneWaiting``), and the framework thread
+    serves other events meanwhile. No thread is started per request.
 ``PseudoAsync``
-    a blocking request on a thread of a small pool; the framework thread is free as in ``Async``.
+    a blocking request on a thread of a small fixed pool; the framework thread is free as in ``Async``.
 
-A recoverable error (UNAVAILABLE, DEADLINE_EXCEEDED, a reset connection) is retried until ``allowedTries``
+The client owns the request: the data objects hold one tensor each, the client derives and checks the batch
+size, lays out shared memory, and hands the request to its :class:`~framework.sonic.transport.Transport`
+(``grpc`` or ``http``, chosen per server). A server that speaks only the core KServe V2 protocol (no model
+configuration endpoint, e.g. MLServer) is recognised when connecting: shapes, dtypes and batching then come from
+the model metadata (and the local ``config.pbtxt`` when given), without shared memory or statistics.
+
+A recoverable error (unavailable, deadline exceeded, a reset connection) is retried until ``allowedTries``
 attempts in total were made, ``retryDelay`` seconds after the first failure and twice as long after each further
 one; then the module fails with a message naming the model, the server and the event. System shared memory
 carries inputs (and outputs of known shape) when the server is on this machine and ``useSharedMemory`` is set.
+At ``endJob`` the client hands its statistics to the service.
 """
 
 from __future__ import annotations
@@ -29,7 +37,7 @@ import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -47,6 +55,26 @@ from .data import (
 )
 from .errors import TritonConfigError, TritonDataError, TritonServerError
 from .shm import ShmPair, align
+from .transport import (
+    CONTROL_TIMEOUT,
+    PROTOCOLS,
+    EventLoopThread,
+    ServerAddress,
+    SslOptions,
+    TensorSpec,
+    Transport,
+    grpc_client,
+    grpc_url,
+    is_local_address,
+    is_recoverable,
+    is_unsupported,
+    make_transport,
+    message_of,
+    parse_server,
+    raw_status,
+    shm_lost,
+    status_of,
+)
 
 if TYPE_CHECKING:
     from ..core.module import WaitingTaskHolder
@@ -58,8 +86,6 @@ MODES = ("Sync", "Async", "PseudoAsync")
 BATCH_MODES = (RECTANGULAR, RAGGED)
 COMPRESSIONS = ("", "gzip", "deflate")
 TIMEOUT_UNITS = {"seconds": 1.0, "milliseconds": 1e-3, "microseconds": 1e-6}
-CONTROL_TIMEOUT = 30.0
-"""Seconds allowed for metadata, configuration, statistics and shared-memory calls."""
 MAX_RETRY_DELAY = 10.0
 MAX_LATENCIES = 100_000
 """Round-trip times kept per client for the percentiles of the verbose summary."""
@@ -83,112 +109,6 @@ CLIENT_PARAMETERS: dict[str, Any] = {
 """The ``Client`` PSet of a SONIC producer (CMSSW's names). ``timeout``: per request, in ``timeoutUnit``, 0 = no
 limit; ``allowedTries``: attempts in total; ``retryDelay``: seconds before the first retry (doubled after each
 further one); ``outputs``: the outputs to request (empty = all); ``batchMode``: ``Rectangular`` or ``Ragged``."""
-
-_RETRIABLE_STATUS = {"StatusCode.UNAVAILABLE", "StatusCode.DEADLINE_EXCEEDED"}
-_RETRIABLE_TEXT = ("connection reset", "socket closed", "broken pipe", "connection refused", "failed to connect",
-                   "rst_stream", "goaway", "connection aborted", "end of tcp stream")
-_LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1", "[::1]", "0.0.0.0"}
-
-
-# ----------------------------------------------------------------------------- addresses and connections
-class SslOptions(NamedTuple):
-    """Files of an SSL connection (``None``: gRPC's default root certificates / no client certificate)."""
-
-    rootCertificates: str | None = None
-    privateKey: str | None = None
-    certificateChain: str | None = None
-
-
-class ServerAddress(NamedTuple):
-    """Where a model is served: gRPC address (``host:port`` or ``unix:...``), whether the server runs on
-    this machine (shared memory possible), and the SSL options (``None`` for a plain connection)."""
-
-    address: str
-    isLocal: bool
-    ssl: SslOptions | None = None
-
-
-def grpc_url(address: str, port: int | None) -> str:
-    """``host:port`` for gRPC (IPv6 hosts in brackets; ``unix:`` addresses as they are)."""
-    if address.startswith("unix:"):
-        return address
-    if ":" in address and not address.startswith("["):
-        address = f"[{address}]"
-    return f"{address}:{port}" if port is not None else address
-
-
-def is_local_address(address: str) -> bool:
-    """True for loopback hosts and unix sockets (where system shared memory is possible)."""
-    if address.startswith("unix:"):
-        return True
-    host = address.rsplit(":", 1)[0] if address.count(":") == 1 or address.startswith("[") else address
-    return host.strip("[]") in {h.strip("[]") for h in _LOCAL_HOSTS}
-
-
-def parse_server(server: str | ServerAddress) -> ServerAddress:
-    """A :class:`ServerAddress` from ``"host:port"`` (or one given as is)."""
-    if isinstance(server, ServerAddress):
-        return server
-    return ServerAddress(str(server), is_local_address(str(server)), None)
-
-
-def grpc_client(address: str, ssl: SslOptions | None = None) -> Any:
-    """A ``tritonclient.grpc.InferenceServerClient`` whose channel reconnects within a second after the
-    server comes back (gRPC's default reconnect backoff grows to two minutes). With *ssl*, a secure channel
-    with the given certificates; verification is never turned off."""
-    import tritonclient.grpc as grpcclient
-
-    keepalive = grpcclient.KeepAliveOptions()
-    channel_args = [
-        ("grpc.max_send_message_length", grpcclient.MAX_GRPC_MESSAGE_SIZE),
-        ("grpc.max_receive_message_length", grpcclient.MAX_GRPC_MESSAGE_SIZE),
-        ("grpc.keepalive_time_ms", keepalive.keepalive_time_ms),
-        ("grpc.keepalive_timeout_ms", keepalive.keepalive_timeout_ms),
-        ("grpc.keepalive_permit_without_calls", keepalive.keepalive_permit_without_calls),
-        ("grpc.http2.max_pings_without_data", keepalive.http2_max_pings_without_data),
-        ("grpc.initial_reconnect_backoff_ms", 100),
-        ("grpc.min_reconnect_backoff_ms", 100),
-        ("grpc.max_reconnect_backoff_ms", 1000),
-    ]
-    if ssl is None:
-        return grpcclient.InferenceServerClient(address, channel_args=channel_args)
-    return grpcclient.InferenceServerClient(
-        address, ssl=True, root_certificates=ssl.rootCertificates or None, private_key=ssl.privateKey or None,
-        certificate_chain=ssl.certificateChain or None, channel_args=channel_args)
-
-
-def is_recoverable(exc: BaseException) -> bool:
-    """Whether a failed request may succeed when tried again (server unavailable, timeout, reset connection,
-    shared memory lost in a server restart)."""
-    status = _status(exc)
-    if status in _RETRIABLE_STATUS:
-        return True
-    text = str(exc).lower()
-    return any(t in text for t in _RETRIABLE_TEXT) or _shm_lost(exc)
-
-
-def _status(exc: BaseException) -> str:
-    status = getattr(exc, "status", None)
-    try:
-        return str(status()) if callable(status) else str(status or "")
-    except Exception:  # noqa: BLE001
-        return ""
-
-
-def _shm_lost(exc: BaseException) -> bool:
-    text = str(exc).lower()
-    return "shared memory region" in text and ("unable to find" in text or "not found" in text
-                                                or "no shared memory" in text)
-
-
-def _message(exc: BaseException) -> str:
-    message = getattr(exc, "message", None)
-    try:
-        text = message() if callable(message) else str(exc)
-    except Exception:  # noqa: BLE001
-        text = str(exc)
-    status = _status(exc)
-    return f"[{status}] {text}" if status else f"{type(exc).__name__}: {text}"
 
 
 # ----------------------------------------------------------------------------- statistics
@@ -240,12 +160,14 @@ class _Request:
     """One inference request (the whole batch in rectangular mode; one entry in ragged mode)."""
 
     entry: int
-    inputs: list
-    outputs: list | None
+    inputs: list[TensorSpec]
+    outputs: list[TensorSpec]
+    explicit_outputs: bool
     batch: int
     shm_outputs: dict[str, tuple[int, tuple[int, ...]]] = field(default_factory=dict)
     tries: int = 0
     result: Any = None
+    built: Any = None
 
 
 class _Gather:
@@ -269,15 +191,18 @@ class _Gather:
 
 
 _POOL: ThreadPoolExecutor | None = None
+_POOL_PID = 0
 _POOL_LOCK = threading.Lock()
 
 
-def _pseudo_async_pool() -> ThreadPoolExecutor:
-    global _POOL
+def _blocking_pool() -> ThreadPoolExecutor:
+    """The fixed pool of PseudoAsync requests and of retries that must wait or re-register shared memory."""
+    global _POOL, _POOL_PID
     with _POOL_LOCK:
-        if _POOL is None:
+        if _POOL is None or _POOL_PID != os.getpid():
             _POOL = ThreadPoolExecutor(max_workers=max(8, 4 * (os.cpu_count() or 1)),
                                        thread_name_prefix="sonic-pseudoasync")
+            _POOL_PID = os.getpid()
         return _POOL
 
 
@@ -287,7 +212,8 @@ class TritonClient:
 
     In a job, a :class:`~framework.sonic.producer.SonicEDProducer` makes it from its ``Client`` PSet; the
     producer only sees ``client.input`` / ``client.output`` and, where needed, :meth:`setBatchSize` and
-    :meth:`setBatchMode`. Outside a job (benchmarks, notebooks) give ``server="host:port"``::
+    :meth:`setBatchMode`. Outside a job (benchmarks, notebooks) give ``server="host:port"`` (and
+    ``protocol="http"`` for an HTTP port)::
 
         with TritonClient({"modelName": "affine", "mode": "Sync"}, server="127.0.0.1:8001") as client:
             client.input["INPUT"].toServer(x)
@@ -298,7 +224,7 @@ class TritonClient:
     parameters = CLIENT_PARAMETERS
 
     def __init__(self, params: Mapping[str, Any] | Params, *, label: str = "", service: TritonService | None = None,
-                 server: str | ServerAddress | None = None):
+                 server: str | ServerAddress | None = None, protocol: str = "grpc"):
         where = f"module '{label}': Client" if label else "SONIC client"
         if not isinstance(params, Params):
             params = Params(check_parameters(CLIENT_PARAMETERS, dict(params), where))
@@ -340,35 +266,40 @@ class TritonClient:
         self.stats = ClientStats()
         self.serverName = ""
         self.serverAddress = ""
+        self.protocol = ""
         self.isLocal = False
+        self.v2only = False
+        """True when the server has no model-configuration endpoint (core KServe V2 protocol only)."""
         self.maxBatchSize = 0
+        """The model's ``max_batch_size`` (0: the model does not batch, or, V2-only, no limit is known)."""
+        self.batched = False
         self.inputInfo: dict[str, TensorInfo] = {}
         self.outputInfo: dict[str, TensorInfo] = {}
-        self.input = TritonInputs({}, self)
-        self.output = TritonOutputs({}, self)
-        self._grpc: Any = None
-        self._ssl: SslOptions | None = None
+        self.input = TritonInputs({}, self._describe())
+        self.output = TritonOutputs({}, self._describe())
+        self._transport: Transport | None = None
         self._shm: ShmPair | None = None
         self._shm_lock = threading.Lock()
         self._stats_lock = threading.Lock()
         self._connected = False
         self._where = ""
         self._batch_explicit: int | None = None
-        self._batch_observed: int | None = None
-        self._batch_from = ""
-        self.batchMode = self.defaultBatchMode
+        self._ragged_explicit = False
         self._dispatch_start = 0.0
         self.lastDispatchTime = 0.0
         self.lastTries = 0
 
-        self._server_override = parse_server(server) if server is not None else None
+        if protocol not in PROTOCOLS:
+            raise ConfigurationError(f"{where}: protocol must be one of {', '.join(map(repr, PROTOCOLS))}, got "
+                                     f"{protocol!r}.{did_you_mean(protocol, PROTOCOLS)}")
+        self._server_override = parse_server(server, protocol) if server is not None else None
         self._service = None
         if self._server_override is None:
             if service is None:
                 from ..core import services
 
                 service = services.get("TritonService")
-            service.addModel(self.modelName, self.modelConfigPath, params.preferredServer, client=self)
+            service.addModel(self.modelName, self.modelConfigPath, params.preferredServer, verbose=self.verbose)
             self._service = service
 
     # ------------------------------------------------------------------ connection
@@ -384,76 +315,105 @@ class TritonClient:
             server = self._server_override
             self.serverName = "direct"
         assert server is not None
-        self.serverAddress, self.isLocal, self._ssl = server.address, server.isLocal, server.ssl
-        self._grpc = grpc_client(self.serverAddress, self._ssl)
-        metadata, config = self._read_model()
-        self.maxBatchSize = int(config.max_batch_size)
-        batched = self.maxBatchSize > 0
+        self.serverAddress, self.isLocal, self.protocol = server.address, server.isLocal, server.protocol
+        self._transport = make_transport(server, self.compression)
+        try:
+            self._setup_model()
+        except BaseException:
+            self._transport.close()
+            self._transport = None
+            raise
+        self._connected = True
+        log.debug("%s: server '%s' (%s, %s%s), mode %s, %s, max_batch_size %d", self._describe(), self.serverName,
+                  self.serverAddress, self.protocol, ", V2 only" if self.v2only else "", self.mode,
+                  "shared memory" if self._shm is not None else "tensors in the messages", self.maxBatchSize)
 
-        def infos(tensors: Any) -> dict[str, TensorInfo]:
-            out = {}
-            for t in tensors:
-                shape = [int(d) for d in t.shape]
-                out[t.name] = TensorInfo(t.name, t.datatype, tuple(shape[1:] if batched and shape else shape))
-            return out
+    def _setup_model(self) -> None:
+        metadata, config = self._read_model()
+        local = None
+        if self.modelConfigPath:
+            from ..server.repository import read_model_config
+
+            local = read_model_config(self.modelConfigPath)
+        if config is not None:
+            self.maxBatchSize = int(config.max_batch_size)
+            self.batched = self.maxBatchSize > 0
+        elif local is not None:
+            self.maxBatchSize = int(local.max_batch_size)
+            self.batched = self.maxBatchSize > 0
+        else:  # V2 only: a model batches when every tensor's first dimension is variable
+            shapes = [t[2] for t in metadata.inputs + metadata.outputs]
+            self.batched = bool(shapes) and all(s and s[0] == -1 for s in shapes)
+            self.maxBatchSize = 0
+
+        def infos(tensors: list[tuple[str, str, list[int]]]) -> dict[str, TensorInfo]:
+            return {name: TensorInfo(name, datatype, tuple(shape[1:] if self.batched and shape else shape))
+                    for name, datatype, shape in tensors}
 
         self.inputInfo = infos(metadata.inputs)
         self.outputInfo = infos(metadata.outputs)
-        if self.modelConfigPath:
-            self._check_local_config()
+        if local is not None:
+            self._check_local_config(local)
         for name in self.requestedOutputs:
             if name not in self.outputInfo:
                 raise TritonConfigError(
                     f"{self._describe()}: Client.outputs asks for '{name}', which the model does not have."
                     f"{did_you_mean(name, self.outputInfo)} Its outputs: {', '.join(self.outputInfo)}.")
         wanted = self.requestedOutputs or list(self.outputInfo)
-        self.input = TritonInputs({n: TritonInputData(i, self) for n, i in self.inputInfo.items()}, self)
-        self.output = TritonOutputs({n: TritonOutputData(self.outputInfo[n], self) for n in wanted}, self)
-        self._use_shm = self.useSharedMemory and self.isLocal
-        self._shm = self._probe_shm() if self._use_shm else None
+        owner = self._describe()
+        self.input = TritonInputs({n: TritonInputData(i, self.batched, owner) for n, i in self.inputInfo.items()},
+                                  owner)
+        self.output = TritonOutputs({n: TritonOutputData(self.outputInfo[n], self.batched, owner) for n in wanted},
+                                    owner)
+        use_shm = self.useSharedMemory and self.isLocal and not self.v2only
+        self._shm = self._probe_shm() if use_shm else None
         self._shm_output_dims = {name: tuple(o.dims) for name, o in self.output._items.items()
                                  if o.datatype != "BYTES" and not o.variableDims}
-        self._connected = True
-        log.debug("%s: server '%s' (%s), mode %s, %s, max_batch_size %d", self._describe(), self.serverName,
-                  self.serverAddress, self.mode, "shared memory" if self._use_shm else "gRPC payload",
-                  self.maxBatchSize)
 
     def _probe_shm(self) -> ShmPair | None:
-        """Small regions registered with the server: shared memory works with it, or a warning and gRPC."""
+        """Small regions registered with the server: shared memory works with it, or a warning and messages."""
         shm = ShmPair()
         try:
             shm.reserve(4096, 4096, CONTROL_TIMEOUT)
-            shm.register(self._grpc, CONTROL_TIMEOUT)
+            shm.register(self._transport, CONTROL_TIMEOUT)
         except Exception as exc:  # noqa: BLE001 - e.g. a "local" server in a container without our /dev/shm
             shm.destroy(timeout=CONTROL_TIMEOUT)
-            self._use_shm = False
             log.warning("%s: server '%s' (%s) cannot use this machine's shared memory (%s); sending tensors in "
-                        "the gRPC messages instead (set Client.useSharedMemory = False to skip this check)",
-                        self._describe(), self.serverName, self.serverAddress, _message(exc))
+                        "the %s messages instead (set Client.useSharedMemory = False to skip this check)",
+                        self._describe(), self.serverName, self.serverAddress, message_of(exc), self.protocol)
             return None
         return shm
 
     def _read_model(self) -> tuple[Any, Any]:
         from tritonclient.utils import InferenceServerException
 
+        transport = self._transport
+        assert transport is not None
+        config = None
         try:
-            metadata = self._grpc.get_model_metadata(self.modelName, self.modelVersion, client_timeout=CONTROL_TIMEOUT)
-            config = self._grpc.get_model_config(self.modelName, self.modelVersion,
-                                                 client_timeout=CONTROL_TIMEOUT).config
+            metadata = transport.model_metadata(self.modelName, self.modelVersion)
+            try:
+                config = transport.model_config(self.modelName, self.modelVersion)
+            except InferenceServerException as exc:
+                if not is_unsupported(exc):
+                    raise
+                self.v2only = True
+                log.info("%s: server '%s' (%s) has no model configuration endpoint (%s): using the core KServe V2 "
+                         "protocol (shapes, dtypes and batching from the model metadata%s; no shared memory, no "
+                         "statistics)", self._describe(), self.serverName, self.serverAddress, message_of(exc),
+                         " and Client.modelConfigPath" if self.modelConfigPath else "")
         except InferenceServerException as exc:
             version = f" version {self.modelVersion}" if self.modelVersion else ""
             raise TritonServerError(
                 f"{self._describe()}{version}: cannot read the model's metadata from server '{self.serverName}' "
-                f"({self.serverAddress}): {_message(exc)}\n  How to fix: check that the server runs and serves "
-                "the model (python -m framework serve; Client.modelName, Client.modelVersion).",
-                model=self.modelName, server=self.serverName, address=self.serverAddress, status=_status(exc),
+                f"({self.serverAddress}, {self.protocol}): {message_of(exc)}\n  How to fix: check that the server "
+                "runs, serves the model and speaks this protocol (python -m framework serve; Client.modelName, "
+                "Client.modelVersion; protocol=grpc|http with the server's port).",
+                model=self.modelName, server=self.serverName, address=self.serverAddress, status=raw_status(exc),
             ) from exc
         return metadata, config
 
-    def _check_local_config(self) -> None:
-        from ..server.repository import read_model_config
-
-        local = read_model_config(self.modelConfigPath)
+    def _check_local_config(self, local: Any) -> None:
         problems: list[str] = []
         if int(local.max_batch_size) != self.maxBatchSize:
             problems.append(f"max_batch_size: server {self.maxBatchSize}, local {local.max_batch_size}")
@@ -461,6 +421,8 @@ class TritonClient:
                                              ("output", self.outputInfo, local.output)):
             local_infos = {t.name: TensorInfo(t.name, config_dtype_to_triton(
                 _data_type_name(t.data_type)), tuple(int(d) for d in t.dims)) for t in local_side}
+            if self.v2only and not local_side:
+                continue  # a V2 server may describe tensors the local config leaves out
             for name in local_infos.keys() - server_side.keys():
                 problems.append(f"{kind} '{name}' is in the local config but not on the server "
                                 f"(server {kind}s: {', '.join(server_side)})")
@@ -479,17 +441,18 @@ class TritonClient:
                 "Client.modelConfigPath at the config of the served model.")
 
     def close(self) -> None:
-        """Unregister and unlink the shared memory regions and close the connection (``endJob``); idempotent."""
+        """Unregister and unlink the shared memory regions, close the connection and hand the statistics to the
+        service (``endJob``); idempotent."""
         if self._shm is not None:
             self._shm.destroy(timeout=5.0)
-        if self._grpc is not None:
-            try:
-                self._grpc.close()
-            except Exception:  # noqa: BLE001
-                log.debug("error closing the gRPC client", exc_info=True)
-            self._grpc = None
-        if self._connected and self.verbose and self._service is None:
-            log.info("%s: %s", self._describe(), self.stats.summary())
+        if self._transport is not None:
+            self._transport.close()
+            self._transport = None
+        if self._connected:
+            if self._service is not None:
+                self._service.reportStats(self.label or self.modelName, self.stats)
+            elif self.verbose:
+                log.info("%s: %s", self._describe(), self.stats.summary())
         self._connected = False
 
     def __enter__(self) -> TritonClient:
@@ -503,39 +466,42 @@ class TritonClient:
     @property
     def noBatch(self) -> bool:
         """True when the model does not batch (``max_batch_size: 0``): inputs have the model's dims exactly."""
-        return self.maxBatchSize <= 0
+        return not self.batched
+
+    @property
+    def batchMode(self) -> str:
+        """``Ragged`` when chosen (``Client.batchMode``, :meth:`setBatchMode`) or when an input was given entries
+        of different shapes; ``Rectangular`` otherwise."""
+        if self._ragged_explicit or any(i.isRagged for i in self.input._items.values()):
+            return RAGGED
+        return RECTANGULAR
 
     @property
     def batchSize(self) -> int:
-        """The batch size of this event (rectangular: the outer dimension; ragged: the number of entries)."""
+        """The batch size of this event: :meth:`setBatchSize`'s, else the entries of the first input given."""
         if self._batch_explicit is not None:
             return self._batch_explicit
-        return self._batch_observed if self._batch_observed is not None else 0
+        for i in self.input._items.values():
+            if i.isSet:
+                return i.entryCount
+        return 0
 
     def setBatchSize(self, n: int) -> None:
         """Set the batch size of this event (0: no server call; outputs are then empty)."""
         n = int(n)
         if n < 0:
             raise TritonDataError(f"{self._describe()}: batch size must be >= 0, got {n}{self._where_suffix()}")
-        self._check_batch(n)
-        if self._batch_observed is not None and n != self._batch_observed:
-            raise TritonDataError(
-                f"{self._describe()}: setBatchSize({n}), but input '{self._batch_from}' was given "
-                f"{self._batch_observed} entries{self._where_suffix()}")
+        self._check_batch(n, ragged=self.batchMode == RAGGED)
         self._batch_explicit = n
 
     def setBatchMode(self, mode: str) -> None:
         """``Rectangular`` (one request, all entries of one shape) or ``Ragged`` (one request per entry) for
         this event; :meth:`reset` goes back to ``Client.batchMode``."""
         mode = _choice(self._describe(), "batch mode", mode, BATCH_MODES, error=TritonDataError)
-        if mode == self.batchMode:
-            return
-        if mode == RAGGED:
-            self._switchToRagged("setBatchMode")
-        else:
-            if any(i.isSet for i in self.input.values()):
-                raise TritonDataError(f"{self._describe()}: set the batch mode before giving inputs")
-            self.batchMode = mode
+        if mode == RECTANGULAR and any(i.isRagged for i in self.input._items.values()):
+            raise TritonDataError(f"{self._describe()}: inputs with entries of different shapes were given; "
+                                  "set the batch mode before giving inputs")
+        self._ragged_explicit = mode == RAGGED
 
     def reset(self) -> None:
         """Forget the previous event's inputs, outputs, batch size and batch mode."""
@@ -544,14 +510,16 @@ class TritonClient:
         for o in self.output._items.values():
             o.reset()
         self._batch_explicit = None
-        self._batch_observed = None
-        self._batch_from = ""
-        self.batchMode = self.defaultBatchMode
-        self._where = ""
+        self._ragged_explicit = self.defaultBatchMode == RAGGED
+        self.setEvent("")
 
     def setEvent(self, where: str) -> None:
         """Describe the current event in messages (``event.where()``)."""
         self._where = where
+        for i in self.input._items.values():
+            i.setContext(where)
+        for o in self.output._items.values():
+            o.setContext(where)
 
     def _describe(self) -> str:
         return f"model '{self.modelName}'" + (f" (module '{self.label}')" if self.label else "")
@@ -559,39 +527,44 @@ class TritonClient:
     def _where_suffix(self) -> str:
         return f" on {self._where}" if self._where else ""
 
-    def _check_batch(self, n: int) -> None:
-        if self.batchMode == RAGGED or not self._connected:
+    def _check_batch(self, n: int, ragged: bool) -> None:
+        if ragged or not self._connected:
             return
         if self.noBatch and n > 1:
             raise TritonDataError(
                 f"{self._describe()}: batch size {n}, but the model does not batch (max_batch_size 0) and takes "
                 f"one entry per request{self._where_suffix()}.\n  Use ragged mode (one request per entry).")
-        if not self.noBatch and n > self.maxBatchSize:
+        if self.batched and self.maxBatchSize > 0 and n > self.maxBatchSize:
             raise TritonDataError(
                 f"{self._describe()}: batch size {n} exceeds the model's max_batch_size {self.maxBatchSize}"
                 f"{self._where_suffix()}.\n  How to fix: send at most {self.maxBatchSize} entries per event (split or "
                 "truncate the batch), or raise max_batch_size in the model's config.pbtxt on the server.")
 
-    def _observeBatch(self, n: int, name: str) -> None:
-        if self._batch_explicit is not None and n != self._batch_explicit:
+    def _derive_batch(self, inputs: list[TritonInputData], ragged: bool) -> int:
+        """The event's batch size from the inputs, checked against each other and :meth:`setBatchSize`."""
+        n, source = self._batch_explicit, ""
+        for i in inputs:
+            if not i.isSet:
+                continue
+            count = i.entryCount
+            if n is None:
+                n, source = count, i.name
+            elif count != n:
+                other = (f"setBatchSize({n}) was called" if not source
+                         else f"input '{source}' has {n}")
+                raise TritonDataError(f"{self._describe()}: input '{i.name}' has {count} entries, but {other}"
+                                      f"{self._where_suffix()}. Every input needs the same batch size.")
+        if n is None:
             raise TritonDataError(
-                f"{self._describe()}: input '{name}' has {n} entries, but setBatchSize({self._batch_explicit}) was "
-                f"called{self._where_suffix()}")
-        if self._batch_observed is not None and n != self._batch_observed and name != self._batch_from:
+                f"{self._describe()}: no input was given{self._where_suffix()}. Fill the inputs in acquire() "
+                "(input[name].toServer(array)), or call client.setBatchSize(0) to skip the server call.")
+        if self.noBatch and not ragged and n > 1:
             raise TritonDataError(
-                f"{self._describe()}: input '{name}' has {n} entries, but input '{self._batch_from}' has "
-                f"{self._batch_observed}{self._where_suffix()}. Every input needs the same batch size.")
-        self._check_batch(n)
-        self._batch_observed = n
-        self._batch_from = name
-
-    def _switchToRagged(self, reason: str) -> None:
-        if self.batchMode == RAGGED:
-            return
-        log.debug("%s: ragged batch mode (%s)%s", self._describe(), reason, self._where_suffix())
-        self.batchMode = RAGGED
-        for i in self.input._items.values():
-            i._toRagged()
+                f"{self._describe()}: the model does not batch (max_batch_size 0), so it takes one entry per "
+                f"request, but {n} entries were given{self._where_suffix()}.\n  Give one array of the model's "
+                "shape, or switch to ragged mode (one request per entry).")
+        self._check_batch(n, ragged)
+        return n
 
     # ------------------------------------------------------------------ dispatch
     def dispatch(self, holder: WaitingTaskHolder) -> None:
@@ -641,7 +614,7 @@ class TritonClient:
         if self.mode == "Async" and not blocking:
             self._run_async(requests, finish)
         elif self.mode == "PseudoAsync" and not blocking:
-            _pseudo_async_pool().submit(self._run_blocking, requests, finish)
+            _blocking_pool().submit(self._run_blocking, requests, finish)
         else:
             self._run_blocking(requests, finish)
 
@@ -673,10 +646,11 @@ class TritonClient:
             self.stats.requests += 1
             try:
                 self._ensure_shm_registered()
-                return self._grpc.infer(self.modelName, req.inputs, model_version=self.modelVersion,
-                                        outputs=req.outputs, client_timeout=self.timeout,
-                                        compression_algorithm=self.compression or None)
+                return self._transport.infer(self._built(req), self.timeout)  # type: ignore[union-attr]
             except Exception as exc:  # noqa: BLE001
+                if self._switch_to_json(req, exc):
+                    req.tries -= 1
+                    continue
                 if not self._should_retry(req, exc):
                     raise
                 time.sleep(self._retry_delay(req))
@@ -696,14 +670,15 @@ class TritonClient:
             try:
                 if error is None:
                     on_result(req, result, None)
+                elif self._switch_to_json(req, error):
+                    req.tries -= 1
+                    _blocking_pool().submit(self._send_async, req, on_result)
                 elif self._should_retry(req, error):
                     delay = self._retry_delay(req)
                     if delay <= 0 and (self._shm is None or not self._shm.needs_registration):
-                        self._send_async(req, on_result)  # re-dispatch from the callback
-                    else:
-                        timer = threading.Timer(delay, self._send_async, (req, on_result))
-                        timer.daemon = True
-                        timer.start()
+                        self._send_async(req, on_result)  # re-dispatch from the completion
+                    else:  # waiting or re-registering blocks: not on the event loop
+                        _blocking_pool().submit(self._retry_later, delay, req, on_result)
                 else:
                     on_result(req, None, error)
             except BaseException as exc:  # noqa: BLE001 - never lose a completion
@@ -711,16 +686,32 @@ class TritonClient:
 
         try:
             self._ensure_shm_registered()
-            self._grpc.async_infer(self.modelName, req.inputs, callback, model_version=self.modelVersion,
-                                   outputs=req.outputs, client_timeout=self.timeout,
-                                   compression_algorithm=self.compression or None)
+            self._transport.infer_async(self._built(req), self.timeout, callback)  # type: ignore[union-attr]
         except Exception as exc:  # noqa: BLE001 - e.g. shared memory re-registration failed: counts as a try
             callback(None, exc)
 
-    def _should_retry(self, req: _Request, exc: BaseException) -> bool:
-        if not is_recoverable(exc) or self._grpc is None:
+    def _retry_later(self, delay: float, req: _Request,
+                     on_result: Callable[[_Request, Any, BaseException | None], None]) -> None:
+        if delay > 0:
+            time.sleep(delay)
+        self._send_async(req, on_result)
+
+    def _switch_to_json(self, req: _Request, exc: BaseException) -> bool:
+        """A V2-only HTTP server refused Triton's binary tensors: send JSON tensors from now on (once)."""
+        transport = self._transport
+        if (transport is None or transport.protocol != "http" or transport.json or not self.v2only
+                or status_of(exc) != "INVALID_ARGUMENT"):
             return False
-        if self._shm is not None and (_status(exc) == "StatusCode.UNAVAILABLE" or _shm_lost(exc)):
+        transport.json = True
+        req.built = None
+        log.info("%s: server '%s' (%s) refused binary tensors (%s); sending tensors as JSON from now on",
+                 self._describe(), self.serverName, self.serverAddress, message_of(exc))
+        return True
+
+    def _should_retry(self, req: _Request, exc: BaseException) -> bool:
+        if not is_recoverable(exc) or self._transport is None:
+            return False
+        if self._shm is not None and (status_of(exc) == "UNAVAILABLE" or shm_lost(exc)):
             self._shm.needs_registration = True  # a restarted server forgot our regions
         if req.tries >= self.allowedTries:
             return False
@@ -728,7 +719,7 @@ class TritonClient:
             self.stats.retries += 1
         log.warning("%s: request to server '%s' (%s) failed%s (try %d of %d): %s; retrying", self._describe(),
                     self.serverName, self.serverAddress, self._where_suffix(), req.tries, self.allowedTries,
-                    _message(exc))
+                    message_of(exc))
         return True
 
     def _retry_delay(self, req: _Request) -> float:
@@ -741,46 +732,49 @@ class TritonClient:
         if shm is not None and shm.needs_registration:
             with self._shm_lock:
                 if shm.needs_registration:
-                    shm.register(self._grpc, CONTROL_TIMEOUT)
+                    shm.register(self._transport, CONTROL_TIMEOUT)
 
     def _server_error(self, req: _Request, exc: BaseException) -> FrameworkError:
         if isinstance(exc, FrameworkError):
             return exc
-        status = _status(exc)
+        status = status_of(exc)
         entry = f" (ragged entry {req.entry})" if self.batchMode == RAGGED else ""
         tries = f" after {req.tries} {'try' if req.tries == 1 else 'tries'}"
-        if status == "StatusCode.DEADLINE_EXCEEDED":
+        if status == "DEADLINE_EXCEEDED":
             timeout = f"{self.timeout:g} s" if self.timeout else "none"
             hint = (f"the request took longer than Client.timeout ({timeout}): raise Client.timeout (0 = no limit) "
                     "or Client.allowedTries, or check the server's load.")
         elif is_recoverable(exc):
             hint = ("the server is not reachable or went away: check that it runs and listens on this address "
-                    "(python -m framework serve; address=/port= options), or allow retries with "
+                    "(python -m framework serve; address=/port=/protocol= options), or allow retries with "
                     "Client.allowedTries > 1 (Client.retryDelay between tries).")
-        elif "unknown model" in str(exc).lower() or status == "StatusCode.NOT_FOUND":
+        elif "unknown model" in str(exc).lower() or status == "NOT_FOUND":
             hint = "the server does not serve this model (any more): check Client.modelName and the server."
-        elif status == "StatusCode.INVALID_ARGUMENT":
+        elif status == "INVALID_ARGUMENT":
             hint = "the server rejected the request: check the inputs against the model's config.pbtxt."
         else:
             hint = "see the server's log for the cause."
         return TritonServerError(
             f"{self._describe()} on server '{self.serverName}' ({self.serverAddress}) failed"
-            f"{self._where_suffix()}{entry}{tries}: {_message(exc)}\n  How to fix: {hint}",
+            f"{self._where_suffix()}{entry}{tries}: {message_of(exc)}\n  How to fix: {hint}",
             model=self.modelName, server=self.serverName, address=self.serverAddress, event=self._where,
-            status=status, tries=req.tries)
+            status=raw_status(exc), tries=req.tries)
 
     # ------------------------------------------------------------------ requests and results
-    def _prepare(self) -> list[_Request]:
-        """Validate this event's inputs and build the requests (writing inputs to shared memory)."""
-        import tritonclient.grpc as grpcclient
+    def _built(self, req: _Request) -> Any:
+        if req.built is None:
+            outputs = req.outputs if req.explicit_outputs or self._transport.json else None  # type: ignore[union-attr]
+            req.built = self._transport.make_request(  # type: ignore[union-attr]
+                self.modelName, self.modelVersion, req.inputs, outputs)
+        return req.built
 
-        n = self.batchSize
+    def _prepare(self) -> list[_Request]:
+        """Check this event's inputs, derive the batch and lay out the requests (inputs written to shared
+        memory when the server shares it)."""
         inputs = list(self.input._items.values())
         outputs = self.output._items
-        if self._batch_explicit is None and self._batch_observed is None and inputs:
-            raise TritonDataError(
-                f"{self._describe()}: no input was given{self._where_suffix()}. Fill the inputs in acquire() "
-                "(input[name].toServer(array)), or call client.setBatchSize(0) to skip the server call.")
+        ragged = self.batchMode == RAGGED
+        n = self._derive_batch(inputs, ragged) if inputs else (self._batch_explicit or 0)
         if n == 0:
             return []
         missing = [i.name for i in inputs if not i.isSet]
@@ -788,15 +782,13 @@ class TritonClient:
             raise TritonDataError(
                 f"{self._describe()}: input(s) {', '.join(repr(m) for m in missing)} not given"
                 f"{self._where_suffix()}; the model needs all of: {', '.join(self.input)}.")
-        ragged = self.batchMode == RAGGED
-        batched = not self.noBatch
+        batched = self.batched
         if ragged:
-            for i in inputs:
-                i._toRagged()
-            per_request = [[(i, i._entries[e], (1, *i._entries[e].shape) if batched else i._entries[e].shape)  # type: ignore[index]
-                            for i in inputs] for e in range(n)]
+            columns = [(i, i.entries()) for i in inputs]
+            per_request = [[(i, entries[e], (1, *entries[e].shape) if batched else entries[e].shape)
+                            for i, entries in columns] for e in range(n)]
         else:
-            per_request = [[(i, i._array, i._array.shape) for i in inputs]]  # type: ignore[union-attr]
+            per_request = [[(i, a, a.shape) for i in inputs for a in (i.array(),)]]
         shm = self._shm
         out_shapes: dict[str, tuple[int, ...]] = {}
         if shm is not None:  # outputs of known shape go to shared memory
@@ -806,10 +798,9 @@ class TritonClient:
 
         # shared-memory layout: every request's inputs, then every request's outputs, each aligned
         in_offsets: list[list[int]] = []
-        in_bytes = 0
         out_offsets: list[dict[str, int]] = []
-        out_bytes = 0
         if shm is not None:
+            in_bytes = out_bytes = 0
             for req_inputs in per_request:
                 row = []
                 for inp, array, _ in req_inputs:
@@ -826,67 +817,62 @@ class TritonClient:
                 shm.reserve(in_bytes, out_bytes, CONTROL_TIMEOUT)
 
         requests = []
-        plain_outputs = not out_shapes and not self.requestedOutputs
+        explicit = bool(out_shapes) or bool(self.requestedOutputs)
         for e, req_inputs in enumerate(per_request):
-            tensors = []
+            specs = []
             for k, (inp, array, shape) in enumerate(req_inputs):
-                tensor = grpcclient.InferInput(inp.name, list(shape), inp.datatype)
                 if shm is not None and inp.datatype != "BYTES":
                     shm.input.write(in_offsets[e][k], array)  # type: ignore[union-attr]
-                    tensor.set_shared_memory(shm.input.name, array.nbytes, in_offsets[e][k])  # type: ignore[union-attr]
+                    specs.append(TensorSpec(inp.name, shape, inp.datatype, region=shm.input.name,  # type: ignore[union-attr]
+                                            nbytes=array.nbytes, offset=in_offsets[e][k]))
                 else:
-                    tensor.set_data_from_numpy(array.reshape(shape) if array.shape != shape else array)
-                tensors.append(tensor)
-            requested = None
+                    specs.append(TensorSpec(inp.name, shape, inp.datatype,
+                                            array=array.reshape(shape) if array.shape != shape else array))
+            out_specs = []
             shm_outputs: dict[str, tuple[int, tuple[int, ...]]] = {}
-            if not plain_outputs:
-                requested = []
-                for name, out in outputs.items():
-                    r = grpcclient.InferRequestedOutput(name)
-                    if name in out_shapes:
-                        offset, shape = out_offsets[e][name], out_shapes[name]
-                        r.set_shared_memory(shm.output.name, math.prod(shape) * out.dtype.itemsize, offset)  # type: ignore[union-attr]
-                        shm_outputs[name] = (offset, shape)
-                    requested.append(r)
-            requests.append(_Request(e, tensors, requested, 1 if ragged else n, shm_outputs))
+            for name, out in outputs.items():
+                if name in out_shapes:
+                    offset, shape = out_offsets[e][name], out_shapes[name]
+                    out_specs.append(TensorSpec(name, shape, out.datatype, region=shm.output.name,  # type: ignore[union-attr]
+                                                nbytes=math.prod(shape) * out.dtype.itemsize, offset=offset))
+                    shm_outputs[name] = (offset, shape)
+                else:
+                    out_specs.append(TensorSpec(name, (), out.datatype))
+            requests.append(_Request(e, specs, out_specs, explicit, 1 if ragged else n, shm_outputs))
         return requests
 
     def _collect(self, requests: list[_Request]) -> None:
         """Copy the answers into the outputs (shared-memory outputs are copied out of the region)."""
         ragged = self.batchMode == RAGGED
-        batched = not self.noBatch
         outputs = self.output._items
-        per_output: dict[str, list[np.ndarray]] = {name: [] for name in outputs}
-        for req in requests:
-            result = req.result
-            for name, out in outputs.items():
+        transport = self._transport
+        for name, out in outputs.items():
+            arrays = []
+            for req in requests:
                 if name in req.shm_outputs:
                     offset, shape = req.shm_outputs[name]
                     array = self._shm.output.read(offset, out.dtype, shape)  # type: ignore[union-attr]
                 else:
-                    array = result.as_numpy(name)
+                    array = transport.output(req.result, name)  # type: ignore[union-attr]
                     if array is None:
                         raise TritonServerError(
                             f"{self._describe()}: the server '{self.serverName}' ({self.serverAddress}) returned no "
                             f"output '{name}'{self._where_suffix()}", model=self.modelName, server=self.serverName,
                             address=self.serverAddress, event=self._where)
-                per_output[name].append(array)
-        for name, out in outputs.items():
-            arrays = per_output[name]
+                arrays.append(array)
             if ragged:
-                out._result = [a[0] if batched and a.ndim and a.shape[0] == 1 else a for a in arrays]
+                out.setResult([a[0] if self.batched and a.ndim and a.shape[0] == 1 else a for a in arrays])
             else:
-                out._result = arrays[0]
+                out.setResult(arrays[0])
 
     def _fill_empty_outputs(self) -> None:
-        for out in self.output.values():
-            if self.batchMode == RAGGED:
-                out._result = []
-            else:
-                out._result = np.empty((0, *[max(int(d), 0) for d in out.dims]), dtype=out.dtype)
+        ragged = self.batchMode == RAGGED
+        for out in self.output._items.values():
+            out.setResult([] if ragged else np.empty((0, *[max(int(d), 0) for d in out.dims]), dtype=out.dtype))
 
     def __repr__(self) -> str:
-        state = f"server '{self.serverName}' ({self.serverAddress})" if self._connected else "not connected"
+        state = (f"server '{self.serverName}' ({self.serverAddress}, {self.protocol})" if self._connected
+                 else "not connected")
         return f"<TritonClient {self._describe()} mode={self.mode} {state}>"
 
 
@@ -906,6 +892,7 @@ def _data_type_name(value: int) -> str:
 __all__ = [
     "CLIENT_PARAMETERS",
     "ClientStats",
+    "EventLoopThread",
     "ServerAddress",
     "SslOptions",
     "TritonClient",

@@ -12,24 +12,22 @@ and in ``produce(event, output)`` it reads the outputs::
 
 Dims that are ``-1`` in the model's configuration take their size from the array given (or from
 :meth:`TritonInputData.setShape`). In *ragged* batch mode each batch entry may have its own shape: give a list
-of per-entry arrays (without the batch dimension); outputs then come back as a list of per-entry arrays. Shapes,
-dtypes and the batch size are checked when the data is given, before anything is sent, and an error names the
-model, the input, the event, and what was expected.
+of per-entry arrays (without the batch dimension); outputs then come back as a list of per-entry arrays. Shapes
+and dtypes are checked when the data is given, the batch size (by the client, which owns the request) before
+anything is sent; an error names the model, the input, the event, and what was expected. Control flows one way:
+the client fills and reads these objects, they never call the client.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
 from ..exceptions import did_you_mean
 from .errors import TritonDataError
-
-if TYPE_CHECKING:
-    from .client import TritonClient
 
 RECTANGULAR = "Rectangular"
 RAGGED = "Ragged"
@@ -77,25 +75,37 @@ def _fmt_shape(shape: Sequence[int]) -> str:
 
 
 class _TensorData:
-    def __init__(self, info: TensorInfo, client: TritonClient):
+    """One named tensor of the model. It knows only its own description (``info``) and whether the model
+    batches; the client owns the request and tells the tensor where it is used (:meth:`setContext`)."""
+
+    def __init__(self, info: TensorInfo, batched: bool = True, owner: str = ""):
         self.info = info
         self.name = info.name
         self.datatype = info.datatype
         self.dtype = info.dtype
         self.dims = info.dims
+        self.batched = batched
+        """False for a model without batching (``max_batch_size: 0``): data has the model's dims exactly."""
         self.variableDims = info.variableDims
         """True when some dimension is ``-1`` (its size is given per event)."""
-        self._client = client
+        self._owner = owner
+        self._where = ""
+
+    def setContext(self, where: str) -> None:
+        """Where the data is used (``event.where()``), for messages."""
+        self._where = where
 
     def _context(self, what: str) -> str:
-        return f"{self._client._describe()}, {what} '{self.name}'{self._client._where_suffix()}"
+        where = f" on {self._where}" if self._where else ""
+        return f"{self._owner}, {what} '{self.name}'{where}"
 
 
 class TritonInputData(_TensorData):
-    """One named input of the model for the current event."""
+    """One named input of the model for the current event: one array ``[batch, *dims]``, or one array per
+    batch entry (entries of different shapes are sent one request each, the *ragged* mode)."""
 
-    def __init__(self, info: TensorInfo, client: TritonClient):
-        super().__init__(info, client)
+    def __init__(self, info: TensorInfo, batched: bool = True, owner: str = ""):
+        super().__init__(info, batched, owner)
         self.reset()
 
     def reset(self) -> None:
@@ -117,7 +127,7 @@ class TritonInputData(_TensorData):
         if self._entries is not None:
             return tuple(self._entries[entry].shape)
         if self._array is not None:
-            return tuple(self._array.shape[1:]) if not self._client.noBatch else tuple(self._array.shape)
+            return tuple(self._array.shape[1:]) if self.batched else tuple(self._array.shape)
         return self._shapes.get(entry, self.dims)
 
     @property
@@ -134,47 +144,70 @@ class TritonInputData(_TensorData):
             return int(sum(e.nbytes for e in self._entries))
         return 0
 
+    @property
+    def entryCount(self) -> int:
+        """The batch size this input's data implies (0 when not set)."""
+        if self._entries is not None:
+            return len(self._entries)
+        if self._array is not None:
+            return int(self._array.shape[0]) if self.batched else 1
+        return 0
+
+    @property
+    def isRagged(self) -> bool:
+        """True when the data was given as entries of different shapes."""
+        entries = self._entries
+        return entries is not None and any(e.shape != entries[0].shape for e in entries[1:])
+
+    def array(self) -> np.ndarray:
+        """The data as one array ``[batch, *dims]`` (``dims`` for a model without batching)."""
+        if self._array is not None:
+            return self._array
+        entries = self._entries or []
+        if not self.batched:
+            return entries[0]
+        return np.stack(entries) if entries else np.empty((0, *[max(d, 0) for d in self.dims]), self.dtype)
+
+    def entries(self) -> list[np.ndarray]:
+        """The data as one array per batch entry (without the batch dimension)."""
+        if self._entries is not None:
+            return self._entries
+        if self._array is None:
+            return []
+        return list(self._array) if self.batched else [self._array]
+
     # ------------------------------------------------------------------ data
     def toServer(self, data: Any) -> None:
         """Give the data of this input for the current event.
 
-        Rectangular batch mode: a numpy array ``[batch, *dims]`` (``dims`` alone for a model without
-        batching), or a list of per-entry arrays of equal shapes. Ragged mode (``Client.batchMode="Ragged"``
-        or ``client.setBatchMode("Ragged")``): a list of per-entry arrays ``[*dims]`` whose ``-1`` dims may
-        differ; a list of entries of different shapes switches to ragged mode on its own. numpy arrays must
-        have the model's dtype; Python lists are converted to it.
+        A numpy array ``[batch, *dims]`` (``dims`` alone for a model without batching), or a list of
+        per-entry arrays ``[*dims]``: entries of one shape are stacked into one batch; entries of different
+        shapes (``-1`` dims that differ) are sent one request per entry (ragged mode). numpy arrays must
+        have the model's dtype; Python lists are converted to it. Shapes and dtypes are checked here; the
+        batch size (equal for every input, at most ``max_batch_size``) when the request is made.
         """
-        client = self._client
         if isinstance(data, (list, tuple)):
             entries = [self._as_array(x, i) for i, x in enumerate(data)]
-            same = all(e.shape == entries[0].shape for e in entries[1:])
-            if client.batchMode != RAGGED and not same:
-                client._switchToRagged(f"input '{self.name}' has entries of different shapes")
-            if client.batchMode == RAGGED:
-                self._set_entries(entries)
+            for i, e in enumerate(entries):
+                self._check_entry_shape(tuple(e.shape), i)
+            if self.batched and entries and all(e.shape == entries[0].shape for e in entries[1:]):
+                self._array, self._entries = np.stack(entries), None
+            elif not self.batched and len(entries) == 1:
+                self._array, self._entries = entries[0], None
             elif not entries:
-                shape = (0, *[max(d, 0) for d in self.dims]) if not client.noBatch else tuple(self.dims)
-                self._set_array(np.empty(shape, dtype=self.dtype))
-            elif client.noBatch:
-                if len(entries) != 1:
-                    raise TritonDataError(
-                        f"{self._context('input')}: the model does not batch (max_batch_size 0), so it takes one "
-                        f"entry per request, but {len(entries)} entries were given.\n  Give one array of shape "
-                        f"{_fmt_shape(self.dims)}, or switch to ragged mode (one request per entry).")
-                self._set_array(entries[0])
+                shape = (0, *[max(d, 0) for d in self.dims]) if self.batched else tuple(self.dims)
+                self._array, self._entries = np.empty(shape, dtype=self.dtype), None
             else:
-                self._set_array(np.stack(entries))
+                self._array, self._entries = None, entries
+            return
+        array = self._as_array(data, None)
+        if self.batched:
+            if array.ndim != len(self.dims) + 1:
+                self._bad_rank(array.shape, len(self.dims) + 1)
+            self._check_entry_shape(tuple(array.shape[1:]), None)
         else:
-            array = self._as_array(data, None)
-            if client.batchMode == RAGGED:
-                if client.noBatch:
-                    self._set_entries([array])
-                else:
-                    if array.ndim != len(self.dims) + 1:
-                        self._bad_rank(array.shape, len(self.dims) + 1)
-                    self._set_entries(list(array))
-            else:
-                self._set_array(array)
+            self._check_entry_shape(tuple(array.shape), None)
+        self._array, self._entries = array, None
 
     def _as_array(self, data: Any, entry: int | None) -> np.ndarray:
         if isinstance(data, (np.ndarray, np.generic)):
@@ -193,7 +226,7 @@ class TritonInputData(_TensorData):
                 f"{self.dtype} array ({exc})") from exc
 
     def _bad_rank(self, given: Sequence[int], expected_ndim: int) -> None:
-        batch = "" if self._client.noBatch else "batch, "
+        batch = "batch, " if self.batched else ""
         raise TritonDataError(
             f"{self._context('input')}: expected shape [{batch}{', '.join(map(str, self.dims))}] "
             f"({expected_ndim} dims), given {_fmt_shape(given)} ({len(given)} dims).")
@@ -210,43 +243,11 @@ class TritonInputData(_TensorData):
                 f"{'' if entry is None else f' for entry {entry}'}, but the data has shape {_fmt_shape(shape)}.")
         if bad or any(s < 0 for s in shape):
             where = "" if entry is None else f" (entry {entry})"
-            batch = "" if self._client.noBatch or self._client.batchMode == RAGGED or what != "given" else "[batch] + "
+            batch = "[batch] + " if self.batched and entry is None and what == "given" else ""
             raise TritonDataError(
                 f"{self._context('input')}{where}: expected shape {batch}{_fmt_shape(dims)} "
                 f"(-1 = any size), {what} {_fmt_shape(shape)}.\n  The model's dims come from its config.pbtxt; "
                 "pad or reshape the data to them.")
-
-    def _set_array(self, array: np.ndarray) -> None:
-        client = self._client
-        if client.noBatch:
-            self._check_entry_shape(tuple(array.shape), None)
-            batch = 1
-        else:
-            if array.ndim != len(self.dims) + 1:
-                self._bad_rank(array.shape, len(self.dims) + 1)
-            self._check_entry_shape(tuple(array.shape[1:]), None)
-            batch = int(array.shape[0])
-        client._observeBatch(batch, self.name)
-        self._entries = None
-        self._array = array
-
-    def _set_entries(self, entries: list[np.ndarray]) -> None:
-        for i, e in enumerate(entries):
-            self._check_entry_shape(tuple(e.shape), i)
-        self._client._observeBatch(len(entries), self.name)
-        self._array = None
-        self._entries = entries
-
-    def _toRagged(self) -> None:
-        """Rectangular data -> per-entry arrays (when the client switches to ragged mode)."""
-        if self._array is not None:
-            self._entries = [self._array] if self._client.noBatch else list(self._array)
-            self._array = None
-
-    def _entry_arrays(self) -> list[np.ndarray]:
-        if self._entries is not None:
-            return self._entries
-        return [] if self._array is None else [self._array]
 
     def __repr__(self) -> str:
         state = "set" if self.isSet else "empty"
@@ -256,12 +257,16 @@ class TritonInputData(_TensorData):
 class TritonOutputData(_TensorData):
     """One named output of the model for the current event (after the server answered)."""
 
-    def __init__(self, info: TensorInfo, client: TritonClient):
-        super().__init__(info, client)
+    def __init__(self, info: TensorInfo, batched: bool = True, owner: str = ""):
+        super().__init__(info, batched, owner)
         self.reset()
 
     def reset(self) -> None:
         self._result: np.ndarray | list[np.ndarray] | None = None
+
+    def setResult(self, result: np.ndarray | list[np.ndarray]) -> None:
+        """Set by the client when the server answered."""
+        self._result = result
 
     @property
     def isSet(self) -> bool:
@@ -269,8 +274,8 @@ class TritonOutputData(_TensorData):
 
     def fromServer(self) -> Any:
         """The output: a numpy array ``[batch, *dims]`` (``dims`` alone for a model without batching), or in
-        ragged mode a list with one array per entry. Arrays that came over gRPC are read-only views of the
-        response; copy them to modify them."""
+        ragged mode a list with one array per entry. Arrays that came over the network are read-only views of
+        the response; copy them to modify them."""
         if self._result is None:
             raise TritonDataError(
                 f"{self._context('output')}: no result yet. Outputs are available in produce(event, output), "
@@ -297,16 +302,16 @@ class TritonOutputData(_TensorData):
 class _TensorMap(Mapping):
     _what = "tensor"
 
-    def __init__(self, items: dict[str, Any], client: TritonClient):
+    def __init__(self, items: dict[str, Any], owner: str = ""):
         self._items = items
-        self._client = client
+        self._owner = owner
 
     def __getitem__(self, name: str) -> Any:
         try:
             return self._items[name]
         except KeyError:
             raise TritonDataError(
-                f"{self._client._describe()} has no {self._what} '{name}'.{did_you_mean(name, self._items)} "
+                f"{self._owner} has no {self._what} '{name}'.{did_you_mean(name, self._items)} "
                 f"Its {self._what}s: {', '.join(self._items) or 'none'}.") from None
 
     def __contains__(self, name: object) -> bool:

@@ -63,16 +63,17 @@ class ShmRegion:
             _live[self.name] = self
         log.debug("created shared memory region %s (%d bytes)", self.key, self.size)
 
-    def register(self, grpc_client: Any, timeout: float | None = None) -> None:
-        """Register with the server of *grpc_client* (again, if the server restarted meanwhile)."""
+    def register(self, transport: Any, timeout: float | None = None) -> None:
+        """Register with the server of *transport* (a :class:`~framework.sonic.transport.Transport`; again, if
+        the server restarted meanwhile)."""
         from tritonclient.utils import InferenceServerException
 
         try:
-            grpc_client.register_system_shared_memory(self.name, self.key, self.size, client_timeout=timeout)
+            transport.register_shm(self.name, self.key, self.size)
         except InferenceServerException as exc:
             if "already" not in str(exc).lower():  # registered before: nothing to do
                 raise
-        self.registered_with = grpc_client
+        self.registered_with = transport
 
     def write(self, offset: int, array: np.ndarray) -> None:
         import tritonclient.utils.shared_memory as shm
@@ -98,7 +99,7 @@ class ShmRegion:
         client, self.registered_with = self.registered_with, None
         if client is not None:
             try:
-                client.unregister_system_shared_memory(self.name, client_timeout=timeout)
+                client.unregister_shm(self.name, timeout)
             except Exception as exc:  # noqa: BLE001 - the server may be gone; the region is unlinked anyway
                 log.debug("could not unregister shared memory region %s: %s", self.name, exc)
         try:
@@ -140,10 +141,10 @@ class ShmPair:
             setattr(self, attr, ShmRegion(kind, _capacity(need)))
             self.needs_registration = True
 
-    def register(self, grpc_client: Any, timeout: float | None) -> None:
+    def register(self, transport: Any, timeout: float | None) -> None:
         for region in (self.input, self.output):
             if region is not None:
-                region.register(grpc_client, timeout)
+                region.register(transport, timeout)
         self.needs_registration = False
 
     def destroy(self, timeout: float | None = 5.0) -> None:

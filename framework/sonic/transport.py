@@ -1,0 +1,588 @@
+"""How SONIC requests travel: gRPC or HTTP, Triton's full protocol or the core KServe V2 protocol.
+
+One :class:`Transport` per client connection hides the protocol: it reads model metadata and configuration,
+registers shared memory, builds requests and runs them, blocking (``infer``) or with a completion callback
+(``infer_async``). Control calls, errors and statistics come back in one form whatever the protocol.
+
+Completions: every asynchronous request of the process runs on ONE asyncio event loop in one thread
+(:class:`EventLoopThread`, ``tritonclient.grpc.aio`` / ``tritonclient.http.aio``), so the number of threads
+stays flat however many requests are in flight (a ``tritonclient.grpc`` future starts a channel spin thread
+per burst of requests, and geventhttpclient cannot be shared between threads). Blocking gRPC requests use
+the synchronous ``tritonclient.grpc`` client in the calling thread, which costs the least CPU; blocking HTTP
+requests are run on the loop and waited for.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import threading
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future
+from dataclasses import dataclass
+from typing import Any, NamedTuple
+
+import numpy as np
+
+log = logging.getLogger("framework.sonic")
+
+PROTOCOLS = ("grpc", "http")
+CONTROL_TIMEOUT = 30.0
+"""Seconds allowed for metadata, configuration, statistics and shared-memory calls."""
+
+_RETRIABLE_STATUS = {"UNAVAILABLE", "DEADLINE_EXCEEDED"}
+_RETRIABLE_TEXT = ("connection reset", "socket closed", "broken pipe", "connection refused", "failed to connect",
+                   "rst_stream", "goaway", "connection aborted", "end of tcp stream", "cannot connect to host",
+                   "server disconnected", "connection closed", "connect call failed")
+_HTTP_STATUS = {"400": "INVALID_ARGUMENT", "404": "NOT_FOUND", "408": "DEADLINE_EXCEEDED", "415": "INVALID_ARGUMENT",
+                "422": "INVALID_ARGUMENT", "429": "UNAVAILABLE", "500": "INTERNAL", "501": "UNIMPLEMENTED",
+                "502": "UNAVAILABLE", "503": "UNAVAILABLE", "504": "DEADLINE_EXCEEDED"}
+
+
+# ----------------------------------------------------------------------------- addresses
+class SslOptions(NamedTuple):
+    """Files of an SSL connection (``None``: the default root certificates / no client certificate)."""
+
+    rootCertificates: str | None = None
+    privateKey: str | None = None
+    certificateChain: str | None = None
+
+
+class ServerAddress(NamedTuple):
+    """Where a model is served: ``host:port`` (or ``unix:...`` for gRPC), whether the server runs on this
+    machine (shared memory possible), the SSL options (``None`` for a plain connection) and the protocol."""
+
+    address: str
+    isLocal: bool
+    ssl: SslOptions | None = None
+    protocol: str = "grpc"
+
+
+_LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1", "0.0.0.0"}
+
+
+def grpc_url(address: str, port: int | None) -> str:
+    """``host:port`` (IPv6 hosts in brackets; ``unix:`` addresses as they are)."""
+    if address.startswith("unix:"):
+        return address
+    if ":" in address and not address.startswith("["):
+        address = f"[{address}]"
+    return f"{address}:{port}" if port is not None else address
+
+
+def is_local_address(address: str) -> bool:
+    """True for loopback hosts and unix sockets (where system shared memory is possible)."""
+    if address.startswith("unix:"):
+        return True
+    host = address.rsplit(":", 1)[0] if address.count(":") == 1 or address.startswith("[") else address
+    host = host.strip("[]")
+    return host in _LOCAL_HOSTS or host.startswith("127.")
+
+
+def parse_server(server: str | ServerAddress, protocol: str = "grpc") -> ServerAddress:
+    """A :class:`ServerAddress` from ``"host:port"`` (or one given as is)."""
+    if isinstance(server, ServerAddress):
+        return server
+    return ServerAddress(str(server), is_local_address(str(server)), None, protocol)
+
+
+# ----------------------------------------------------------------------------- errors
+def raw_status(exc: BaseException) -> str:
+    """The status an exception carries as the client library gives it (``StatusCode.UNAVAILABLE``, ``404``)."""
+    status = getattr(exc, "status", None)
+    try:
+        return str(status()) if callable(status) else str(status or "")
+    except Exception:  # noqa: BLE001
+        return ""
+
+
+def status_of(exc: BaseException) -> str:
+    """The gRPC status name of an error, whatever the protocol (HTTP codes mapped: 503 -> ``UNAVAILABLE``,
+    404 -> ``NOT_FOUND``, ...); ``""`` when it carries none."""
+    status = raw_status(exc)
+    if status.startswith("StatusCode."):
+        return status[len("StatusCode."):]
+    return _HTTP_STATUS.get(status, status)
+
+
+def message_of(exc: BaseException) -> str:
+    """``[status] text`` of an error."""
+    message = getattr(exc, "message", None)
+    try:
+        text = message() if callable(message) else str(exc)
+    except Exception:  # noqa: BLE001
+        text = str(exc)
+    status = raw_status(exc)
+    return f"[{status}] {text}" if status else f"{type(exc).__name__}: {text}"
+
+
+def shm_lost(exc: BaseException) -> bool:
+    """True when the server no longer knows our shared memory regions (it restarted)."""
+    text = str(exc).lower()
+    return "shared memory region" in text and ("unable to find" in text or "not found" in text
+                                                or "no shared memory" in text)
+
+
+def is_recoverable(exc: BaseException) -> bool:
+    """Whether a failed request may succeed when tried again (server unavailable, timeout, reset connection,
+    shared memory lost in a server restart)."""
+    if status_of(exc) in _RETRIABLE_STATUS or isinstance(exc, (ConnectionError, asyncio.TimeoutError)):
+        return True
+    text = str(exc).lower()
+    return any(t in text for t in _RETRIABLE_TEXT) or shm_lost(exc)
+
+
+def is_unsupported(exc: BaseException) -> bool:
+    """True when a server answered that it does not have an endpoint (a KServe-V2-only server asked for a
+    Triton extension: gRPC ``UNIMPLEMENTED``, HTTP 404/501 that is not about an unknown model)."""
+    status = status_of(exc)
+    if status == "UNIMPLEMENTED":
+        return True
+    if status == "NOT_FOUND" and not raw_status(exc).startswith("StatusCode."):
+        text = str(exc).lower()
+        return "unknown model" not in text and "model" not in text.replace("not found", "")
+    return False
+
+
+def _deadline_error() -> Exception:
+    from tritonclient.utils import InferenceServerException
+
+    return InferenceServerException(msg="Deadline Exceeded", status="StatusCode.DEADLINE_EXCEEDED")
+
+
+# ----------------------------------------------------------------------------- the event loop
+class EventLoopThread:
+    """The process's one asyncio loop for SONIC requests, in one daemon thread (started on first use, made
+    anew in a forked child)."""
+
+    _instance: EventLoopThread | None = None
+    _lock = threading.Lock()
+
+    def __init__(self) -> None:
+        self.pid = os.getpid()
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self._run, name="sonic-io", daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        asyncio.set_event_loop(self.loop)
+        self.loop.run_forever()
+
+    @classmethod
+    def get(cls) -> EventLoopThread:
+        inst = cls._instance
+        if inst is not None and inst.pid == os.getpid():
+            return inst
+        with cls._lock:
+            if cls._instance is None or cls._instance.pid != os.getpid():
+                cls._instance = EventLoopThread()
+            return cls._instance
+
+    def submit(self, make: Callable[[], Any], callback: Callable[[Any, BaseException | None], None]) -> None:
+        """Run the coroutine ``make()`` on the loop; ``callback(result, error)`` runs on the loop thread."""
+
+        def done(task: asyncio.Task) -> None:
+            try:
+                result, error = task.result(), None
+            except BaseException as exc:  # noqa: BLE001 - handed to the callback
+                result, error = None, exc
+            callback(result, error)
+
+        def start() -> None:
+            try:
+                self.loop.create_task(make()).add_done_callback(done)
+            except BaseException as exc:  # noqa: BLE001
+                callback(None, exc)
+
+        self.loop.call_soon_threadsafe(start)
+
+    def run(self, make: Callable[[], Any], timeout: float | None = None) -> Any:
+        """Run the coroutine ``make()`` on the loop and wait for its result (from any other thread)."""
+        future: Future = Future()
+        self.submit(make, lambda result, error: future.set_exception(error) if error is not None
+                    else future.set_result(result))
+        return future.result(timeout)
+
+    def call_later(self, delay: float, fn: Callable[[], None]) -> None:
+        """Call ``fn()`` on the loop thread after *delay* seconds."""
+        self.loop.call_soon_threadsafe(self.loop.call_later, delay, fn)
+
+
+# ----------------------------------------------------------------------------- requests
+@dataclass
+class TensorSpec:
+    """One tensor of a request: data in the message (``array``) or in a shared memory region."""
+
+    name: str
+    shape: Sequence[int]
+    datatype: str
+    array: np.ndarray | None = None
+    region: str = ""
+    nbytes: int = 0
+    offset: int = 0
+
+
+@dataclass
+class ModelMetadata:
+    """A model's inputs and outputs as the server describes them: (name, datatype, full shape)."""
+
+    inputs: list[tuple[str, str, list[int]]]
+    outputs: list[tuple[str, str, list[int]]]
+
+
+def _stats_from_dict(d: dict) -> list[dict]:
+    return list(d.get("model_stats", []))
+
+
+class Transport:
+    """The connection of one client to one server (base class: see :class:`GrpcTransport`,
+    :class:`HttpTransport`)."""
+
+    protocol = ""
+
+    def __init__(self, server: ServerAddress, compression: str = ""):
+        self.server = server
+        self.address = server.address
+        self.compression = compression
+        self.json = False
+        """HTTP only: tensors as JSON (servers that refuse Triton's binary tensor extension)."""
+
+    # control calls (blocking, any thread)
+    def model_metadata(self, model: str, version: str = "") -> ModelMetadata:
+        raise NotImplementedError
+
+    def model_config(self, model: str, version: str = "") -> Any:
+        """The model's configuration (``model_config_pb2.ModelConfig``); raises where the server has none."""
+        raise NotImplementedError
+
+    def repository_index(self) -> set[str]:
+        raise NotImplementedError
+
+    def model_ready(self, model: str) -> bool:
+        raise NotImplementedError
+
+    def statistics(self, model: str) -> list[dict]:
+        """Triton's per-model statistics as JSON-like dicts (``model_stats``)."""
+        raise NotImplementedError
+
+    def register_shm(self, name: str, key: str, size: int) -> None:
+        raise NotImplementedError
+
+    def unregister_shm(self, name: str, timeout: float | None = None) -> None:
+        raise NotImplementedError
+
+    # requests
+    def make_request(self, model: str, version: str, inputs: list[TensorSpec],
+                     outputs: list[TensorSpec] | None) -> Any:
+        raise NotImplementedError
+
+    def infer(self, request: Any, timeout: float | None) -> Any:
+        raise NotImplementedError
+
+    def infer_async(self, request: Any, timeout: float | None,
+                    callback: Callable[[Any, BaseException | None], None]) -> None:
+        raise NotImplementedError
+
+    @staticmethod
+    def output(result: Any, name: str) -> np.ndarray | None:
+        return result.as_numpy(name)
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+
+# ----------------------------------------------------------------------------- gRPC
+def _grpc_channel_args() -> list[tuple[str, Any]]:
+    import tritonclient.grpc as grpcclient
+
+    keepalive = grpcclient.KeepAliveOptions()
+    return [
+        ("grpc.max_send_message_length", grpcclient.MAX_GRPC_MESSAGE_SIZE),
+        ("grpc.max_receive_message_length", grpcclient.MAX_GRPC_MESSAGE_SIZE),
+        ("grpc.keepalive_time_ms", keepalive.keepalive_time_ms),
+        ("grpc.keepalive_timeout_ms", keepalive.keepalive_timeout_ms),
+        ("grpc.keepalive_permit_without_calls", keepalive.keepalive_permit_without_calls),
+        ("grpc.http2.max_pings_without_data", keepalive.http2_max_pings_without_data),
+        # reconnect within a second after the server comes back (gRPC's default backoff grows to two minutes)
+        ("grpc.initial_reconnect_backoff_ms", 100),
+        ("grpc.min_reconnect_backoff_ms", 100),
+        ("grpc.max_reconnect_backoff_ms", 1000),
+    ]
+
+
+def _ssl_kwargs(ssl: SslOptions | None) -> dict[str, Any]:
+    if ssl is None:
+        return {}
+    return {"ssl": True, "root_certificates": ssl.rootCertificates or None, "private_key": ssl.privateKey or None,
+            "certificate_chain": ssl.certificateChain or None}
+
+
+def grpc_client(address: str, ssl: SslOptions | None = None) -> Any:
+    """A ``tritonclient.grpc.InferenceServerClient`` with the framework's channel options. With *ssl*, a
+    secure channel with the given certificates; verification is never turned off."""
+    import tritonclient.grpc as grpcclient
+
+    return grpcclient.InferenceServerClient(address, channel_args=_grpc_channel_args(), **_ssl_kwargs(ssl))
+
+
+class GrpcTransport(Transport):
+    """gRPC: blocking calls on ``tritonclient.grpc``, asynchronous ones on ``tritonclient.grpc.aio``."""
+
+    protocol = "grpc"
+
+    def __init__(self, server: ServerAddress, compression: str = ""):
+        super().__init__(server, compression)
+        self._sync = grpc_client(server.address, server.ssl)
+        self._aio: Any = None
+        self._aio_lock = threading.Lock()
+
+    def model_metadata(self, model: str, version: str = "") -> ModelMetadata:
+        md = self._sync.get_model_metadata(model, version, client_timeout=CONTROL_TIMEOUT)
+        return ModelMetadata([(t.name, t.datatype, [int(d) for d in t.shape]) for t in md.inputs],
+                             [(t.name, t.datatype, [int(d) for d in t.shape]) for t in md.outputs])
+
+    def model_config(self, model: str, version: str = "") -> Any:
+        return self._sync.get_model_config(model, version, client_timeout=CONTROL_TIMEOUT).config
+
+    def repository_index(self) -> set[str]:
+        index = self._sync.get_model_repository_index(client_timeout=CONTROL_TIMEOUT)
+        return {m.name for m in index.models if m.state in ("READY", "")}
+
+    def model_ready(self, model: str) -> bool:
+        return bool(self._sync.is_model_ready(model, client_timeout=CONTROL_TIMEOUT))
+
+    def statistics(self, model: str) -> list[dict]:
+        from google.protobuf import json_format
+
+        response = self._sync.get_inference_statistics(model, "", client_timeout=CONTROL_TIMEOUT)
+        return _stats_from_dict(json_format.MessageToDict(response, preserving_proto_field_name=True))
+
+    def register_shm(self, name: str, key: str, size: int) -> None:
+        self._sync.register_system_shared_memory(name, key, size, client_timeout=CONTROL_TIMEOUT)
+
+    def unregister_shm(self, name: str, timeout: float | None = None) -> None:
+        self._sync.unregister_system_shared_memory(name, client_timeout=timeout)
+
+    def make_request(self, model: str, version: str, inputs: list[TensorSpec],
+                     outputs: list[TensorSpec] | None) -> Any:
+        import tritonclient.grpc as grpcclient
+
+        tensors = []
+        for spec in inputs:
+            tensor = grpcclient.InferInput(spec.name, list(spec.shape), spec.datatype)
+            if spec.region:
+                tensor.set_shared_memory(spec.region, spec.nbytes, spec.offset)
+            else:
+                tensor.set_data_from_numpy(spec.array)
+            tensors.append(tensor)
+        requested = None
+        if outputs is not None:
+            requested = []
+            for spec in outputs:
+                out = grpcclient.InferRequestedOutput(spec.name)
+                if spec.region:
+                    out.set_shared_memory(spec.region, spec.nbytes, spec.offset)
+                requested.append(out)
+        return (model, version, tensors, requested)
+
+    def infer(self, request: Any, timeout: float | None) -> Any:
+        model, version, tensors, requested = request
+        return self._sync.infer(model, tensors, model_version=version, outputs=requested, client_timeout=timeout,
+                                compression_algorithm=self.compression or None)
+
+    def _aio_client(self) -> Any:
+        # made on the loop thread (grpc.aio channels belong to the loop that made them)
+        if self._aio is None:
+            import tritonclient.grpc.aio as grpcaio
+
+            self._aio = grpcaio.InferenceServerClient(self.address, channel_args=_grpc_channel_args(),
+                                                      **_ssl_kwargs(self.server.ssl))
+        return self._aio
+
+    def infer_async(self, request: Any, timeout: float | None,
+                    callback: Callable[[Any, BaseException | None], None]) -> None:
+        model, version, tensors, requested = request
+
+        def make() -> Any:
+            return self._aio_client().infer(model, tensors, model_version=version, outputs=requested,
+                                            client_timeout=timeout, compression_algorithm=self.compression or None)
+
+        EventLoopThread.get().submit(make, callback)
+
+    def close(self) -> None:
+        try:
+            self._sync.close()
+        except Exception:  # noqa: BLE001
+            log.debug("error closing the gRPC client", exc_info=True)
+        aio, self._aio = self._aio, None
+        if aio is not None:
+            try:
+                EventLoopThread.get().run(aio.close, timeout=5.0)
+            except Exception:  # noqa: BLE001
+                log.debug("error closing the gRPC aio client", exc_info=True)
+
+
+# ----------------------------------------------------------------------------- HTTP
+def _http_ssl_context(ssl: SslOptions | None) -> Any:
+    if ssl is None:
+        return None
+    import ssl as ssl_module
+
+    context = ssl_module.create_default_context(cafile=ssl.rootCertificates or None)
+    if ssl.certificateChain:
+        context.load_cert_chain(ssl.certificateChain, ssl.privateKey or None)
+    return context
+
+
+class HttpTransport(Transport):
+    """HTTP/REST (``tritonclient.http.aio`` on the process's event loop; binary tensors, or JSON tensors for
+    servers that refuse them)."""
+
+    protocol = "http"
+
+    def __init__(self, server: ServerAddress, compression: str = ""):
+        super().__init__(server, compression)
+        if server.address.startswith("unix:"):
+            from ..exceptions import ConfigurationError
+
+            raise ConfigurationError(f"server {server.address}: unix sockets need protocol 'grpc', not 'http'")
+        self._loop = EventLoopThread.get()
+        self._client: Any = None
+
+    def _aio_client(self) -> Any:
+        if self._client is None:
+            import tritonclient.http.aio as httpaio
+
+            ssl = self.server.ssl
+            self._client = httpaio.InferenceServerClient(self.address, ssl=ssl is not None,
+                                                         ssl_context=_http_ssl_context(ssl))
+        return self._client
+
+    def _run(self, method: str, *args: Any, timeout: float | None = CONTROL_TIMEOUT, **kwargs: Any) -> Any:
+        async def call() -> Any:
+            coro = getattr(self._aio_client(), method)(*args, **kwargs)
+            try:
+                return await asyncio.wait_for(coro, timeout)
+            except asyncio.TimeoutError:
+                raise _deadline_error() from None
+
+        return self._loop.run(call)
+
+    def model_metadata(self, model: str, version: str = "") -> ModelMetadata:
+        md = self._run("get_model_metadata", model, version)
+        return ModelMetadata([(t["name"], t["datatype"], [int(d) for d in t["shape"]]) for t in md.get("inputs", [])],
+                             [(t["name"], t["datatype"], [int(d) for d in t["shape"]]) for t in md.get("outputs", [])])
+
+    def model_config(self, model: str, version: str = "") -> Any:
+        from google.protobuf import json_format
+        from tritonclient.grpc import model_config_pb2 as mc
+
+        config = self._run("get_model_config", model, version)
+        return json_format.ParseDict(config, mc.ModelConfig(), ignore_unknown_fields=True)
+
+    def repository_index(self) -> set[str]:
+        index = self._run("get_model_repository_index")
+        return {m["name"] for m in index if m.get("state", "READY") in ("READY", "")}
+
+    def model_ready(self, model: str) -> bool:
+        return bool(self._run("is_model_ready", model))
+
+    def statistics(self, model: str) -> list[dict]:
+        return _stats_from_dict(self._run("get_inference_statistics", model))
+
+    def register_shm(self, name: str, key: str, size: int) -> None:
+        self._run("register_system_shared_memory", name, key, size)
+
+    def unregister_shm(self, name: str, timeout: float | None = None) -> None:
+        self._run("unregister_system_shared_memory", name, timeout=timeout)
+
+    def make_request(self, model: str, version: str, inputs: list[TensorSpec],
+                     outputs: list[TensorSpec] | None) -> Any:
+        import tritonclient.http as httpclient
+
+        binary = not self.json
+        tensors = []
+        for spec in inputs:
+            tensor = httpclient.InferInput(spec.name, list(spec.shape), spec.datatype)
+            if spec.region:
+                tensor.set_shared_memory(spec.region, spec.nbytes, spec.offset)
+            else:
+                tensor.set_data_from_numpy(spec.array, binary_data=binary)
+            tensors.append(tensor)
+        requested = None
+        if outputs is not None:
+            requested = []
+            for spec in outputs:
+                out = httpclient.InferRequestedOutput(spec.name, binary_data=binary)
+                if spec.region:
+                    out.set_shared_memory(spec.region, spec.nbytes, spec.offset)
+                requested.append(out)
+        return (model, version, tensors, requested)
+
+    def _infer_coro(self, request: Any, timeout: float | None) -> Any:
+        model, version, tensors, requested = request
+        compression = self.compression or None
+
+        async def call() -> Any:
+            coro = self._aio_client().infer(model, tensors, model_version=version, outputs=requested,
+                                            request_compression_algorithm=compression,
+                                            response_compression_algorithm=compression)
+            try:
+                return await asyncio.wait_for(coro, timeout) if timeout else await coro
+            except asyncio.TimeoutError:
+                raise _deadline_error() from None
+
+        return call
+
+    def infer(self, request: Any, timeout: float | None) -> Any:
+        return self._loop.run(self._infer_coro(request, timeout))
+
+    def infer_async(self, request: Any, timeout: float | None,
+                    callback: Callable[[Any, BaseException | None], None]) -> None:
+        self._loop.submit(self._infer_coro(request, timeout), callback)
+
+    def close(self) -> None:
+        client, self._client = self._client, None
+        if client is not None:
+            try:
+                self._loop.run(client.close, timeout=5.0)
+            except Exception:  # noqa: BLE001
+                log.debug("error closing the HTTP client", exc_info=True)
+
+
+def make_transport(server: ServerAddress, compression: str = "") -> Transport:
+    """The transport of *server*'s protocol."""
+    if server.protocol == "http":
+        return HttpTransport(server, compression)
+    if server.protocol == "grpc":
+        return GrpcTransport(server, compression)
+    from ..exceptions import ConfigurationError, did_you_mean
+
+    raise ConfigurationError(f"server {server.address}: protocol must be 'grpc' or 'http', got "
+                             f"{server.protocol!r}.{did_you_mean(server.protocol, PROTOCOLS)}")
+
+
+__all__ = [
+    "CONTROL_TIMEOUT",
+    "PROTOCOLS",
+    "EventLoopThread",
+    "GrpcTransport",
+    "HttpTransport",
+    "ModelMetadata",
+    "ServerAddress",
+    "SslOptions",
+    "TensorSpec",
+    "Transport",
+    "grpc_client",
+    "grpc_url",
+    "is_local_address",
+    "is_recoverable",
+    "is_unsupported",
+    "make_transport",
+    "message_of",
+    "parse_server",
+    "raw_status",
+    "shm_lost",
+    "status_of",
+]
