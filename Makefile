@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed-stamp
 SAMPLE := data/samples/sample.root
 EVENTS ?= 200
 
-.PHONY: all install run test lint bench bench-sonic bench-job train clean
+.PHONY: all install run test lint bench bench-client bench-sonic bench-job train clean
 
 all: test
 
@@ -32,7 +32,9 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check framework producers configs tests benchmarks scripts
 
 ## bench: the benchmarks; results go to benchmarks/results/
-bench: bench-sonic bench-job
+bench: bench-client bench-job
+bench-client: $(STAMP)
+	$(PY) benchmarks/bench_client.py --out benchmarks/results/client.json
 bench-sonic: $(STAMP)
 	$(PY) benchmarks/bench_sonic.py --out benchmarks/results/sonic.json
 bench-job: $(STAMP)

@@ -40,6 +40,7 @@ def tritonService(**fallback: Any) -> cms.Service:
             port=cms.int32(settings["port"]),
             instances=cms.uint32(settings["instances"]),
             threads=cms.uint32(settings["threads"]),
+            queueDelay=cms.int32(settings["queueDelay"]),
             wait=cms.double(settings["wait"]),
             verbose=cms.untracked.bool(settings["verbose"]),
             keepLogs=cms.untracked.bool(settings["keepLogs"]),

@@ -13,7 +13,6 @@ import re
 import awkward as ak
 import numpy as np
 import pytest
-import tritonclient.grpc as grpcclient
 import uproot
 
 from framework.config.types import plain
@@ -21,6 +20,7 @@ from framework.configloader import load_config
 from framework.exceptions import ConfigurationError
 from framework.server import LocalTritonServer
 from framework.sonic.service import server_statistics
+from framework.sonic.transport import ServerAddress, make_transport
 from tests.main_fixtures import (
     CONFIG,
     EVENTS,
@@ -31,11 +31,11 @@ from tests.main_fixtures import (
     SAMPLE,
     SCORE_BRANCHES,
     SCORES,
+    SERVER_MARKS,
     SERVER_OK,
     SERVER_REASON,
     SKIP,
     TOLERANCE_TEXT,
-    TWINS,
     assert_same_events,
     assert_score_conventions,
     assert_twins_agree,
@@ -69,26 +69,53 @@ def external_server():
 
 
 def _requests(address: str) -> dict[str, int]:
-    client = grpcclient.InferenceServerClient(address)
+    transport = make_transport(ServerAddress(address, True))
     try:
-        return {m: server_statistics(client, m).success for m in ("particletransformer_AK4", "deepmet")}
+        return {m: server_statistics(transport.statistics(m)).success for m in ("particletransformer_AK4", "deepmet")}
     finally:
-        client.close()
+        transport.close()
+
+
+_SONIC_RUNS: dict[str, dict[int, object]] = {}
+
+
+def _sonic_runs(protocol: str, tmp_path_factory, external_server) -> dict[int, object]:
+    """The SONIC job on the same events over *protocol* (``protocol=``): 4 streams on the local fallback server
+    (sonic=1, no address), and 1 stream on the already-running server (sonic=1 address=127.0.0.1 port=PORT),
+    with the number of requests that server answered during that run. Made once per protocol."""
+    if protocol in _SONIC_RUNS:
+        return _SONIC_RUNS[protocol]
+    out = tmp_path_factory.mktemp(f"main_sonic_{protocol}")
+    fallback = run_main(out / "sonic_fallback_4.root", *JOB, "sonic=1", "numStreams=4", f"protocol={protocol}")
+    port = external_server.http_port if protocol == "http" else external_server.grpc_port
+    before = _requests(external_server.grpc_address)
+    external = run_main(out / "sonic_external_1.root", *JOB, "sonic=1", "address=127.0.0.1",
+                        f"port={port}", "numStreams=1", f"protocol={protocol}")
+    after = _requests(external_server.grpc_address)
+    external.requests = {m: after[m] - before[m] for m in after}
+    external.port = port
+    _SONIC_RUNS[protocol] = {4: fallback, 1: external}
+    return _SONIC_RUNS[protocol]
+
+
+@pytest.fixture(scope="module", params=["grpc", "http"])
+def sonic_runs(request, tmp_path_factory, external_server):
+    """The SONIC runs (see :func:`_sonic_runs`) over gRPC and over HTTP: every test that uses them runs for both
+    transports."""
+    return _sonic_runs(request.param, tmp_path_factory, external_server)
 
 
 @pytest.fixture(scope="module")
-def sonic_runs(tmp_path_factory, external_server):
-    """The SONIC job on the same events: 4 streams on the local fallback server (sonic=1, no address), and
-    1 stream on the already-running server (sonic=1 address=127.0.0.1 port=PORT), with the number of requests
-    that server answered during that run."""
-    out = tmp_path_factory.mktemp("main_sonic")
-    fallback = run_main(out / "sonic_fallback_4.root", *JOB, "sonic=1", "numStreams=4")
-    before = _requests(external_server.grpc_address)
-    external = run_main(out / "sonic_external_1.root", *JOB, "sonic=1", "address=127.0.0.1",
-                        f"port={external_server.grpc_port}", "numStreams=1")
-    after = _requests(external_server.grpc_address)
-    external.requests = {m: after[m] - before[m] for m in after}
-    return {4: fallback, 1: external}
+def sonic_runs_grpc(tmp_path_factory, external_server):
+    return _sonic_runs("grpc", tmp_path_factory, external_server)
+
+
+@pytest.fixture(scope="module")
+def sonic_runs_http(tmp_path_factory, external_server):
+    return _sonic_runs("http", tmp_path_factory, external_server)
+
+
+TWIN_RUNS = [pytest.param("direct"), *(pytest.param(f"sonic_runs_{p}", marks=SERVER_MARKS) for p in ("grpc", "http"))]
 
 
 # ------------------------------------------------------------------------------------ 1. the modifier swap
@@ -190,7 +217,7 @@ def test_fallback_started_only_without_address(sonic_runs, external_server):
         "with address= of a server that serves both models the fallback must not start; log:\n"
         + "\n".join(external.log))
     for model in ("particletransformer_AK4", "deepmet"):
-        assert any(f"model '{model}' -> server 'default' (127.0.0.1:{external_server.grpc_port})" in m
+        assert any(f"model '{model}' -> server 'default' (127.0.0.1:{external.port})" in m
                    for m in external.log), f"{model} was not sent to the server given by address=/port="
     # the requests really went there: one ParT request per event with jets (none for an event without jets),
     # one DeepMET request per event
@@ -198,18 +225,18 @@ def test_fallback_started_only_without_address(sonic_runs, external_server):
     assert external.requests == {"particletransformer_AK4": int((njet > 0).sum()), "deepmet": EVENTS}
 
 
-@pytest.mark.parametrize("twin", TWINS)
+@pytest.mark.parametrize("twin", TWIN_RUNS)
 def test_scores_are_minus_one_for_jets_without_candidates(direct_runs, request, twin):
-    runs = request.getfixturevalue("sonic_runs") if twin == "sonic" else direct_runs
+    runs = request.getfixturevalue(twin) if twin != "direct" else direct_runs
     has = sample_has_candidates(SAMPLE, SKIP, EVENTS)
     assert sum(int((~h).sum()) for h in has) >= 1, "the chosen events hold no jet without candidates"
     for streams in (1, 4):
         assert_score_conventions(runs[streams].arrays(), has, f"{twin}, {streams} stream(s)")
 
 
-@pytest.mark.parametrize("twin", TWINS)
+@pytest.mark.parametrize("twin", TWIN_RUNS)
 def test_event_without_jets_gets_no_scores_but_a_met(direct_runs, request, twin):
-    runs = request.getfixturevalue("sonic_runs") if twin == "sonic" else direct_runs
+    runs = request.getfixturevalue(twin) if twin != "direct" else direct_runs
     arrays = runs[4].arrays()
     njet = np.asarray(arrays["nJet"])
     empty = np.flatnonzero(njet == 0)
@@ -229,7 +256,7 @@ def test_address_on_a_direct_run_is_a_clear_error(run_framework, tmp_path):
     result = run_framework("run", CONFIG, "maxEvents=2", "address=127.0.0.1", "port=8001",
                            f"outputFile={tmp_path / 'x.root'}")
     assert result.returncode != 0
-    assert "address=/port= given" in result.stderr and "sonic=1" in result.stderr, result.stderr
+    assert "address=/port=/protocol= given" in result.stderr and "sonic=1" in result.stderr, result.stderr
     assert "Traceback" not in result.stderr + result.stdout
     assert not (tmp_path / "x.root").exists()
 

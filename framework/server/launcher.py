@@ -138,6 +138,31 @@ def _cpu_count() -> int:
         return os.cpu_count() or 1
 
 
+def auto_settings(cores: int, device: str = "cpu") -> tuple[int, int, int]:
+    """``(instances, intra-op threads per instance, max_queue_delay_microseconds)`` of the local server for
+    ``cores`` usable cores (the launcher's ``0`` / ``-1`` = auto).
+
+    Measured on 2 cores with ``benchmarks/bench_fallback_tuning.py`` (results in
+    ``benchmarks/results/fallback_tuning.md``: ParT AK4 + DeepMET events from 1, 4 and 8 concurrent clients)
+    and the SONIC job at 4 streams: 2 instances x 1 thread beat 1 x 2 by about 10 % from 4 requests in
+    flight on (the default job runs 4 streams) and cost less CPU per event, while 1 x 2 is about 10 % faster
+    for a single client; any queue delay (100 to 2000 us) costs throughput and latency, because requests that
+    arrive while the instances are busy are merged anyway. More cores (not measured here): 2 instances up to
+    8 cores, then one per 4 cores up to 4, the cores shared out as intra-op threads. A GPU gets 1 instance
+    (ONNXRuntime's CPU threads: all cores) and no delay either.
+    """
+    cores = max(1, int(cores))
+    if device == "gpu":
+        return 1, cores, AUTO_QUEUE_DELAY_US
+    instances = 1 if cores == 1 else min(4, max(2, cores // 4))
+    return instances, max(1, cores // instances), AUTO_QUEUE_DELAY_US
+
+
+AUTO_QUEUE_DELAY_US = 0
+"""The dynamic batcher's ``max_queue_delay_microseconds`` for ``queue_delay_us=-1`` (auto): none (see
+:func:`auto_settings`)."""
+
+
 def _job_sys_path() -> str:
     """The running job's import path, for the stub processes (numpy, onnxruntime, ... of the same env)."""
     entries = []
@@ -231,31 +256,40 @@ class LocalTritonServer:
             client = tritonclient.grpc.InferenceServerClient(server.grpc_address)
 
     ``device``: ``auto`` (GPU when ``nvidia-smi -L`` lists one), ``cpu`` or ``gpu``. Ports ``-1`` are picked
-    free. ``instances`` model instances per model, ``threads`` ONNXRuntime intra-op threads per instance
-    (0 = cores / instances). ``models`` limits the served models (default: all in the repositories).
+    free. ``instances`` model instances per ONNX model (0 = auto), ``threads`` ONNXRuntime intra-op threads
+    per instance (0 = auto; cores / instances when ``instances`` is given), ``queue_delay_us`` the dynamic
+    batcher's ``max_queue_delay_microseconds`` for ONNX models with a ``dynamic_batching`` block that leaves
+    it 0 (-1 = auto, 0 = none; a value in the model's config is kept): the auto values come from
+    :func:`auto_settings` for the usable cores.
+    ``models`` limits the served models (default: all in the repositories).
     ``wait`` is the readiness timeout in seconds. The log is kept in a temporary directory removed by
     :meth:`stop` unless ``keep_logs`` or ``log_dir`` is given.
     """
 
     def __init__(self, repositories: Sequence[str | os.PathLike] | str | os.PathLike, *, device: str = "auto",
-                 grpc_port: int = -1, http_port: int = -1, instances: int = 1, threads: int = 0,
-                 models: Iterable[str] | None = None, wait: float = 120.0, verbose: bool = False,
-                 keep_logs: bool = False, log_dir: str | os.PathLike | None = None,
+                 grpc_port: int = -1, http_port: int = -1, instances: int = 0, threads: int = 0,
+                 queue_delay_us: int = -1, models: Iterable[str] | None = None, wait: float = 120.0,
+                 verbose: bool = False, keep_logs: bool = False, log_dir: str | os.PathLike | None = None,
                  stop_timeout: float = 10.0) -> None:
         if isinstance(repositories, (str, os.PathLike)):
             repositories = [repositories]
         self.repositories = [Path(r).expanduser().resolve() for r in repositories]
         if device not in ("auto", "cpu", "gpu"):
             raise ValueError(f"device must be 'auto', 'cpu' or 'gpu', not {device!r}")
-        if instances < 1:
-            raise ValueError(f"instances must be at least 1, not {instances}")
+        if instances < 0:
+            raise ValueError(f"instances must be 0 (auto) or positive, not {instances}")
         if threads < 0:
             raise ValueError(f"threads must be 0 (auto) or positive, not {threads}")
+        if queue_delay_us < -1:
+            raise ValueError(f"queue_delay_us must be -1 (auto), 0 (none) or positive, not {queue_delay_us}")
         self.device_option = device
         self.requested_grpc_port = grpc_port
         self.requested_http_port = http_port
-        self.instances = instances
+        self.instances_option = instances
+        self.instances = instances or 1
         self.threads_option = threads
+        self.queue_delay_option = queue_delay_us
+        self.queue_delay_us = max(0, queue_delay_us)
         self.selected_models = list(models) if models is not None else None
         self.wait = wait
         self.verbose = verbose
@@ -411,7 +445,11 @@ class LocalTritonServer:
             self.device = "gpu"
         else:
             self.device = "cpu"
-        self.threads = self.threads_option or max(1, _cpu_count() // self.instances)
+        instances, threads, delay = auto_settings(_cpu_count(), self.device)
+        self.instances = self.instances_option or instances
+        self.threads = self.threads_option or (threads if not self.instances_option
+                                               else max(1, _cpu_count() // self.instances))
+        self.queue_delay_us = delay if self.queue_delay_option < 0 else self.queue_delay_option
 
     def _prepare(self) -> None:
         paths = _dist_paths()
@@ -424,7 +462,7 @@ class LocalTritonServer:
         shutil.copy2(paths["stub"], backend_dir / "triton_python_backend_stub")
         self._translated = translate_repositories(
             self.repositories, self._workdir / "repository", models=self.selected_models, device=self.device,
-            instances=self.instances, threads=self.threads)
+            instances=self.instances, threads=self.threads, queue_delay_us=self.queue_delay_us)
 
         if self._log_path is None:
             if self.log_dir is not None:

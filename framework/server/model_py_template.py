@@ -15,10 +15,29 @@ the model configuration (``parameters`` written by the translation):
     ``1`` lets idle intra-op threads busy-wait (ONNXRuntime's default); ``0`` (default here) does not
 ``graph_optimization_level``
     ``disable``, ``basic``, ``extended`` or ``all`` (from the original ``optimization { graph { level } }``)
+``batch_padding``
+    ``zero`` or ``none`` (default): how requests whose variable (``-1``) dims differ are merged, see below
 
-Dynamic batching: Triton hands ``execute`` several requests at once. When every request carries the same
-non-batch shapes, they are concatenated along the batch dimension, run once, and the outputs are split
-back; otherwise (``-1`` dims that differ, or a model without batching) each request runs on its own.
+Dynamic batching: Triton hands ``execute`` several requests at once; they are grouped
+(:func:`plan_batches`), each group is merged into one batch (:func:`merge_feeds`), run once, and the
+outputs are split back along the batch dimension (:func:`split_outputs`):
+
+* requests whose inputs have the same names, dtypes and non-batch shapes always share a run;
+* with ``batch_padding: "zero"``, requests whose shapes differ only in the model's variable dims (``-1``
+  in the config's ``dims``) share a run too: each input is zero-padded at the end of those dims to the
+  largest size in the run. This is done only when every output has fixed non-batch dims in the config
+  (otherwise padding could change the output shapes) and no input or output is reshaped; else the
+  requests are grouped by shape as with ``none``. Zero padding suits models that mask padded slots
+  (ParticleTransformer finds real slots from its 4-vector inputs: scores change by about 1e-7); a model
+  whose outputs depend on the padded length (a mean over the variable dim, say) needs ``none``.
+  The translation (:mod:`framework.server.repository`) sets ``zero`` for ONNX models unless their
+  ``config.pbtxt`` gives ``batch_padding`` itself, and marks the paddable inputs ``allow_ragged_batch``
+  (Triton's dynamic batcher only hands requests of different shapes to one ``execute`` call for such inputs);
+* a run holds at most ``max_batch_size`` batch entries (several runs when the requests hold more);
+  without batching (``max_batch_size: 0``) every request runs alone.
+
+When a merged run fails (or gives outputs without the merged batch dimension), its requests are run
+again one by one, so that an error reaches the request that caused it.
 """
 
 from __future__ import annotations
@@ -26,6 +45,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+from collections.abc import Mapping, Sequence
 
 # The stub's interpreter ignores PYTHONPATH: take the job's sys.path from the launcher, before other imports.
 for _entry in reversed(os.environ.get("CMSFW_TRITON_SYS_PATH", "").split(os.pathsep)):
@@ -55,6 +75,111 @@ def _gpu_present() -> bool:
     return any(os.path.exists(f"/dev/nvidia{i}") for i in range(16))
 
 
+# ----------------------------------------------------------------------------- batching (pure numpy)
+PADDING_MODES = ("zero", "none")
+"""Values of the ``batch_padding`` parameter."""
+
+
+def batch_size_of(feed: Mapping[str, np.ndarray]) -> int:
+    """Batch entries of one request: the outer dimension of its first input (0 for a request without any)."""
+    for array in feed.values():
+        return int(array.shape[0]) if array.ndim else 1
+    return 0
+
+
+def _group_key(feed: Mapping[str, np.ndarray], variable_axes: Mapping[str, frozenset[int]] | None) -> tuple:
+    """Requests with equal keys may share a run: same names, dtypes, ranks and non-batch sizes, except the
+    sizes along ``variable_axes`` (input name -> padded axes of the full array) when padding."""
+    key = []
+    for name in sorted(feed):
+        array = feed[name]
+        padded: frozenset[int] = frozenset()
+        if variable_axes is not None and array.dtype != np.object_:  # strings are never padded
+            padded = variable_axes.get(name, frozenset())
+        key.append((name, array.dtype.str, tuple(None if axis in padded else size
+                                                 for axis, size in enumerate(array.shape) if axis > 0)))
+    return tuple(key)
+
+
+def plan_batches(feeds: Sequence[Mapping[str, np.ndarray]], max_batch_size: int,
+                 variable_axes: Mapping[str, frozenset[int]] | None = None) -> list[list[int]]:
+    """Group requests (their feeds: input name -> array with the batch dimension first) into runs.
+
+    Returns lists of indices into ``feeds``, each list one run, in order of first appearance. Requests with
+    the same names, dtypes and non-batch shapes share a run; with ``variable_axes`` (input name -> axes of
+    the full array that may be zero-padded) requests that differ only along those axes share one too. A run
+    holds at most ``max_batch_size`` batch entries; ``max_batch_size <= 0`` (no batching) gives one run
+    per request.
+    """
+    if max_batch_size <= 0:
+        return [[i] for i in range(len(feeds))]
+    groups: dict[tuple, list[int]] = {}
+    for i, feed in enumerate(feeds):
+        groups.setdefault(_group_key(feed, variable_axes) if feed else ("empty", i), []).append(i)
+    runs: list[list[int]] = []
+    for members in groups.values():
+        run: list[int] = []
+        entries = 0
+        for i in members:
+            size = batch_size_of(feeds[i])
+            if run and entries + size > max_batch_size:
+                runs.append(run)
+                run, entries = [], 0
+            run.append(i)
+            entries += size
+        runs.append(run)
+    return runs
+
+
+def merge_feeds(feeds: Sequence[Mapping[str, np.ndarray]]) -> dict[str, np.ndarray]:
+    """Concatenate the feeds of one run along the batch dimension; an input whose non-batch shapes differ
+    is zero-padded at the end of each dimension to the run's largest size (the caller decides that those
+    dimensions may be padded: :func:`plan_batches`)."""
+    merged = {}
+    for name in feeds[0]:
+        arrays = [feed[name] for feed in feeds]
+        inner = tuple(max(sizes) for sizes in zip(*(a.shape[1:] for a in arrays), strict=True))
+        same = all(a.shape[1:] == inner for a in arrays)
+        if same:
+            merged[name] = np.concatenate(arrays) if len(arrays) > 1 else arrays[0]
+            continue
+        out = np.zeros((sum(a.shape[0] for a in arrays), *inner), dtype=arrays[0].dtype)
+        start = 0
+        for a in arrays:
+            out[(slice(start, start + a.shape[0]), *(slice(0, n) for n in a.shape[1:]))] = a
+            start += a.shape[0]
+        merged[name] = out
+    return merged
+
+
+def split_outputs(outputs: Sequence[np.ndarray], sizes: Sequence[int]) -> list[list[np.ndarray]] | None:
+    """Split the outputs of a merged run back into the requests' outputs (``sizes``: batch entries of each
+    request); None when an output does not carry the merged batch dimension."""
+    total = sum(sizes)
+    if not all(out.ndim > 0 and out.shape[0] == total for out in outputs):
+        return None
+    bounds = np.cumsum(sizes)[:-1]
+    pieces = [np.split(out, bounds) for out in outputs]
+    return [[piece[k] for piece in pieces] for k in range(len(sizes))]
+
+
+def padding_axes(config: Mapping) -> dict[str, frozenset[int]] | None:
+    """Input name -> the axes (of the full array, batch first) that zero padding may extend, from a model
+    configuration (Triton's JSON form); None when padding is not safe: no batching, a reshaped input or
+    output, or an output with a variable (``-1``) non-batch dim."""
+    if int(config.get("max_batch_size", 0)) <= 0:
+        return None
+    for output in config.get("output", []):
+        if output.get("reshape") or any(int(d) < 0 for d in output.get("dims", [])):
+            return None
+    axes = {}
+    for spec in config.get("input", []):
+        if spec.get("reshape"):
+            return None
+        axes[spec["name"]] = frozenset(1 + k for k, d in enumerate(spec.get("dims", [])) if int(d) < 0)
+    return axes
+
+
 class TritonPythonModel:
     """ONNXRuntime session answering (dynamically batched) Triton requests."""
 
@@ -69,6 +194,14 @@ class TritonPythonModel:
                        for i in config.get("input", [])]
         self.outputs = [(o["name"], pb_utils.triton_string_to_numpy(o["data_type"])) for o in config.get("output", [])]
         self.output_names = [name for name, _ in self.outputs]
+        padding = (params.get("batch_padding") or "none").strip().lower()
+        if padding not in PADDING_MODES:
+            raise ValueError(f"model '{self.model_name}': parameter batch_padding must be one of "
+                             f"{PADDING_MODES}, not {params.get('batch_padding')!r}")
+        self.variable_axes = padding_axes(config) if padding == "zero" else None
+        if padding == "zero" and self.variable_axes is None:
+            _log("info", f"{self.model_name}: batch_padding 'zero' is not used (an output has variable dims, "
+                         "a tensor is reshaped, or the model does not batch)")
 
         path = os.path.join(args["model_repository"], args["model_version"],
                             params.get("onnx_model_filename") or "model.onnx")
@@ -115,18 +248,6 @@ class TritonPythonModel:
     def _error(exc: BaseException):
         return pb_utils.InferenceResponse(output_tensors=[], error=pb_utils.TritonError(f"{type(exc).__name__}: {exc}"))
 
-    def _batchable(self, feeds: list[dict]) -> bool:
-        if self.max_batch_size <= 0 or len(feeds) < 2:
-            return False
-        first = feeds[0]
-        for other in feeds[1:]:
-            if other.keys() != first.keys():
-                return False
-            for name, array in first.items():
-                if other[name].shape[1:] != array.shape[1:] or other[name].dtype != array.dtype:
-                    return False
-        return True
-
     # ------------------------------------------------------------------ Triton API
     def execute(self, requests: list) -> list:
         responses: list = [None] * len(requests)
@@ -138,26 +259,23 @@ class TritonPythonModel:
                 responses[i] = self._error(exc)
         good = [i for i in range(len(requests)) if responses[i] is None]
 
-        if self._batchable([feeds[i] for i in good]):
-            sizes = [next(iter(feeds[i].values())).shape[0] for i in good]
-            total = sum(sizes)
-            try:
-                merged = {name: np.concatenate([feeds[i][name] for i in good]) for name in feeds[good[0]]}
-                outputs = self._run(merged)
-                if all(out.ndim > 0 and out.shape[0] == total for out in outputs):
-                    bounds = np.cumsum(sizes)[:-1]
-                    pieces = [np.split(out, bounds) for out in outputs]
-                    for k, i in enumerate(good):
-                        responses[i] = self._response([p[k] for p in pieces])
-                    return responses
-            except Exception:  # noqa: BLE001 - retried request by request to blame the right one
-                pass
-
-        for i in good:
-            try:
-                responses[i] = self._response(self._run(feeds[i]))
-            except Exception as exc:  # noqa: BLE001 - reported to the client
-                responses[i] = self._error(exc)
+        for run in plan_batches([feeds[i] for i in good], self.max_batch_size, self.variable_axes):
+            members = [good[k] for k in run]
+            if len(members) > 1:
+                try:
+                    outputs = self._run(merge_feeds([feeds[i] for i in members]))
+                    pieces = split_outputs(outputs, [batch_size_of(feeds[i]) for i in members])
+                except Exception:  # noqa: BLE001 - retried request by request to blame the right one
+                    pieces = None
+                if pieces is not None:
+                    for i, piece in zip(members, pieces, strict=True):
+                        responses[i] = self._response(piece)
+                    continue
+            for i in members:
+                try:
+                    responses[i] = self._response(self._run(feeds[i]))
+                except Exception as exc:  # noqa: BLE001 - reported to the client
+                    responses[i] = self._error(exc)
         return responses
 
     def finalize(self) -> None:

@@ -8,10 +8,14 @@ backend. A model repository in the standard layout::
     <repo>/<model>/labels.txt ...
 
 is rewritten into a temporary repository where each ONNX model becomes a Python-backend model: the same
-name, inputs, outputs, ``max_batch_size`` and ``dynamic_batching``; ``backend: "python"``; an
-``instance_group`` for the requested device; ONNXRuntime settings in ``parameters``; the ONNX file (and
-every other file) linked into place, and a generated ``model.py`` (:mod:`framework.server.model_py_template`)
-that runs it with ONNXRuntime. The CMS ``checksum`` repository agent, which the bundled server lacks, is
+name, inputs, outputs, ``max_batch_size`` and ``dynamic_batching`` (``max_queue_delay_microseconds`` set
+when the caller asks for one and the source leaves it 0); ``backend: "python"``; an ``instance_group``
+for the requested device; ONNXRuntime settings and ``batch_padding: "zero"`` (merge requests of different
+variable-dim sizes by zero padding, unless the source config sets ``batch_padding`` itself) in
+``parameters``, with ``allow_ragged_batch`` on the inputs that may be padded (so that Triton's dynamic
+batcher hands such requests over together); the ONNX file (and every other file) linked into place, and
+a generated ``model.py`` (:mod:`framework.server.model_py_template`) that runs it with ONNXRuntime. The
+CMS ``checksum`` repository agent, which the bundled server lacks, is
 dropped after the MD5 sums it lists have been verified here. Python-backend and ensemble models are served
 as they are. ``config.pbtxt`` is read and written with Triton's own protobuf classes.
 """
@@ -39,6 +43,9 @@ TEMPLATE = Path(__file__).with_name("model_py_template.py")
 ONNX_PLATFORMS = {"onnxruntime_onnx"}
 ONNX_BACKENDS = {"onnxruntime"}
 _GRAPH_LEVEL_NAMES = {-1: "basic", 0: "all", 1: "extended"}  # Triton onnxruntime backend's meaning of `level`
+BATCH_PADDING_MODES = ("zero", "none")
+"""Values of the ``batch_padding`` model parameter (see :mod:`framework.server.model_py_template`)."""
+DEFAULT_BATCH_PADDING = "zero"
 
 
 class ModelRepositoryError(ServerError):
@@ -183,12 +190,29 @@ def _link(src: Path, dst: Path, copy: bool) -> None:
 
 
 # ----------------------------------------------------------------------------- translation
+def _allow_ragged_batches(config: mc.ModelConfig) -> None:
+    """Mark the inputs with ``-1`` dims ``allow_ragged_batch`` when ``model.py`` can zero-pad them: without it
+    Triton's dynamic batcher only hands requests of equal shapes to ``execute`` together."""
+    from google.protobuf import json_format
+
+    from framework.server.model_py_template import padding_axes
+
+    axes = padding_axes(json_format.MessageToDict(config, preserving_proto_field_name=True))
+    for spec in config.input:
+        if axes and axes.get(spec.name):
+            spec.allow_ragged_batch = True
+
+
 def translate_model(model_dir: str | os.PathLike, dest_repo: str | os.PathLike, *, device: str = "cpu",
-                    instances: int = 1, threads: int = 1, copy: bool = False) -> TranslatedModel:
+                    instances: int = 1, threads: int = 1, queue_delay_us: int = 0,
+                    copy: bool = False) -> TranslatedModel:
     """Translate one model directory into ``dest_repo/<name>`` for the bundled server.
 
     ``device`` is ``cpu`` or ``gpu`` (instance kind and ONNXRuntime provider), ``instances`` the instance
-    count, ``threads`` the ONNXRuntime intra-op threads per instance; files are symlinked unless ``copy``.
+    count, ``threads`` the ONNXRuntime intra-op threads per instance, ``queue_delay_us`` the dynamic
+    batcher's ``max_queue_delay_microseconds`` for an ONNX model with a ``dynamic_batching`` block whose
+    source leaves it 0 (0: keep the source's); files are symlinked unless ``copy``. Python-backend models
+    and ensembles are served as they are.
     """
     model_dir = Path(model_dir).resolve()
     if device not in ("cpu", "gpu"):
@@ -251,6 +275,20 @@ def translate_model(model_dir: str | os.PathLike, dest_repo: str | os.PathLike, 
         }
         for key, value in params.items():
             config.parameters[key].string_value = value
+        padding = DEFAULT_BATCH_PADDING
+        if "batch_padding" in source.parameters:
+            padding = source.parameters["batch_padding"].string_value.strip().lower()
+            if padding not in BATCH_PADDING_MODES:
+                raise ModelRepositoryError(
+                    f"{model_dir / 'config.pbtxt'}: parameter batch_padding is "
+                    f"{source.parameters['batch_padding'].string_value!r}; use one of {BATCH_PADDING_MODES} "
+                    "('zero': merge requests whose -1 dims differ by zero padding, 'none': do not).")
+        config.parameters["batch_padding"].string_value = padding
+        if padding == "zero" and config.HasField("dynamic_batching"):
+            _allow_ragged_batches(config)
+        if queue_delay_us > 0 and source.HasField("dynamic_batching") \
+                and source.dynamic_batching.max_queue_delay_microseconds == 0:
+            config.dynamic_batching.max_queue_delay_microseconds = int(queue_delay_us)
         for version in versions:
             (target / version).mkdir()
             for entry in sorted((model_dir / version).iterdir()):
@@ -276,7 +314,8 @@ def translate_model(model_dir: str | os.PathLike, dest_repo: str | os.PathLike, 
 
 def translate_repositories(repositories: Sequence[str | os.PathLike], dest: str | os.PathLike, *,
                            models: Iterable[str] | None = None, device: str = "cpu", instances: int = 1,
-                           threads: int = 1, copy: bool = False) -> list[TranslatedModel]:
+                           threads: int = 1, queue_delay_us: int = 0,
+                           copy: bool = False) -> list[TranslatedModel]:
     """Translate the models of one or more repositories into the (new or empty) directory ``dest``.
 
     ``models`` selects model names (default: all models found). See :func:`translate_model` for the rest.
@@ -299,5 +338,6 @@ def translate_repositories(repositories: Sequence[str | os.PathLike], dest: str 
             f"no model found in {[str(r) for r in repositories]}: expected <repo>/<model>/config.pbtxt")
     dest = Path(dest)
     dest.mkdir(parents=True, exist_ok=True)
-    return [translate_model(available[name], dest, device=device, instances=instances, threads=threads, copy=copy)
+    return [translate_model(available[name], dest, device=device, instances=instances, threads=threads,
+                            queue_delay_us=queue_delay_us, copy=copy)
             for name in wanted]

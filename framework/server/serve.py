@@ -28,9 +28,13 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--http-port", type=int, default=-1, help="HTTP port (default: a free one)")
     parser.add_argument("--device", choices=("auto", "cpu", "gpu"), default="auto",
                         help="auto: GPU when nvidia-smi lists one (default)")
-    parser.add_argument("--instances", type=int, default=1, help="model instances per model (default 1)")
+    parser.add_argument("--instances", type=int, default=0,
+                        help="model instances per ONNX model (default 0: chosen from the cores)")
     parser.add_argument("--threads", type=int, default=0,
-                        help="ONNXRuntime intra-op threads per instance (default 0: cores / instances)")
+                        help="ONNXRuntime intra-op threads per instance (default 0: chosen from the cores)")
+    parser.add_argument("--queue-delay-us", type=int, default=-1, metavar="US",
+                        help="dynamic batching max_queue_delay_microseconds of ONNX models whose config "
+                             "leaves it 0 (default -1: chosen from the cores; 0: none)")
     parser.add_argument("--wait", type=float, default=120.0, help="seconds to wait for readiness (default 120)")
     parser.add_argument("--log-dir", type=Path, default=None, help="keep the server log in this directory")
     parser.add_argument("--verbose", action="store_true", help="verbose server log and debug logging")
@@ -54,7 +58,8 @@ def main(argv: list[str] | None = None) -> int:
         for sig in handled:
             previous[sig] = signal.signal(sig, lambda signum, frame: stop.set())
     server = LocalTritonServer(repositories, device=args.device, grpc_port=args.grpc_port, http_port=args.http_port,
-                               instances=args.instances, threads=args.threads, models=args.names, wait=args.wait,
+                               instances=args.instances, threads=args.threads,
+                               queue_delay_us=args.queue_delay_us, models=args.names, wait=args.wait,
                                verbose=args.verbose, log_dir=args.log_dir)
     try:
         try:
@@ -66,7 +71,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"Local Triton server ready in {server.start_seconds:.1f} s (pid {server.pid})\n"
               f"  gRPC:   {server.grpc_address}\n"
               f"  HTTP:   {server.http_address}\n"
-              f"  device: {server.device}, {server.instances} instance(s) x {server.threads} thread(s) per model\n"
+              f"  device: {server.device}, {server.instances} instance(s) x {server.threads} thread(s) per "
+              f"model, queue delay {server.queue_delay_us} us\n"
               f"  models: {', '.join(server.models)}\n"
               f"  repositories: {', '.join(str(r) for r in server.repositories)}\n"
               f"  log:    {server.log_path}\n"

@@ -168,6 +168,8 @@ class _Request:
     tries: int = 0
     result: Any = None
     built: Any = None
+    json: bool = False
+    """Whether ``built`` carries JSON tensors (HTTP)."""
 
 
 class _Gather:
@@ -699,13 +701,14 @@ class TritonClient:
     def _switch_to_json(self, req: _Request, exc: BaseException) -> bool:
         """A V2-only HTTP server refused Triton's binary tensors: send JSON tensors from now on (once)."""
         transport = self._transport
-        if (transport is None or transport.protocol != "http" or transport.json or not self.v2only
+        if (transport is None or transport.protocol != "http" or req.json or not self.v2only
                 or status_of(exc) != "INVALID_ARGUMENT"):
             return False
-        transport.json = True
-        req.built = None
-        log.info("%s: server '%s' (%s) refused binary tensors (%s); sending tensors as JSON from now on",
-                 self._describe(), self.serverName, self.serverAddress, message_of(exc))
+        req.built = None  # sent binary: again as JSON (also a ragged entry sent before another one switched)
+        if not transport.json:
+            transport.json = True
+            log.info("%s: server '%s' (%s) refused binary tensors (%s); sending tensors as JSON from now on",
+                     self._describe(), self.serverName, self.serverAddress, message_of(exc))
         return True
 
     def _should_retry(self, req: _Request, exc: BaseException) -> bool:
@@ -766,6 +769,7 @@ class TritonClient:
             outputs = req.outputs if req.explicit_outputs or self._transport.json else None  # type: ignore[union-attr]
             req.built = self._transport.make_request(  # type: ignore[union-attr]
                 self.modelName, self.modelVersion, req.inputs, outputs)
+            req.json = self._transport.json  # type: ignore[union-attr]
         return req.built
 
     def _prepare(self) -> list[_Request]:

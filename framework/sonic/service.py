@@ -33,11 +33,19 @@ from ..core.module import Service
 from ..core.params import Params, Required
 from ..core.registry import register
 from ..exceptions import ConfigurationError, ServerError, did_you_mean
-from .client import ClientStats, ServerAddress, SslOptions, _message, grpc_client, grpc_url, is_local_address
+from .client import ClientStats
+from .transport import (
+    PROTOCOLS,
+    ServerAddress,
+    SslOptions,
+    grpc_url,
+    is_local_address,
+    make_transport,
+    message_of,
+)
 
 if TYPE_CHECKING:
     from ..server import LocalTritonServer
-    from .client import TritonClient
 
 log = logging.getLogger("framework.sonic")
 
@@ -48,7 +56,8 @@ INDEX_TIMEOUT = 10.0
 SERVER_PARAMETERS: dict[str, Any] = {
     "name": Required(str, "a name for the server, used by Client.preferredServer"),
     "address": Required(str, "host name or IP address (or unix:/path)"),
-    "port": Required(int, "gRPC port"),
+    "port": Required(int, "the port of the protocol (Triton: gRPC 8001, HTTP 8000)"),
+    "protocol": "grpc",
     "useSsl": False,
     "rootCertificates": "",
     "privateKey": "",
@@ -58,8 +67,10 @@ FALLBACK_PARAMETERS: dict[str, Any] = {
     "enable": False,
     "device": "auto",
     "port": -1,
-    "instances": 1,
-    "threads": 0,
+    "instances": 0,  # 0 = auto (from the cores)
+    "threads": 0,  # 0 = auto
+    "queueDelay": -1,  # dynamic batching max_queue_delay_microseconds; -1 = auto, 0 = none
+    "protocol": "grpc",  # how the clients talk to the fallback server: grpc or http
     "wait": 120.0,
     "verbose": False,
     "keepLogs": False,
@@ -72,14 +83,15 @@ class _Server:
     address: str
     isLocal: bool
     ssl: SslOptions | None
+    protocol: str = "grpc"
     models: set[str] = field(default_factory=set)
     error: str = ""
 
     def endpoint(self) -> ServerAddress:
-        return ServerAddress(self.address, self.isLocal, self.ssl)
+        return ServerAddress(self.address, self.isLocal, self.ssl, self.protocol)
 
     def describe(self) -> str:
-        return f"'{self.name}' ({self.address})"
+        return f"'{self.name}' ({self.address})" + (" over http" if self.protocol == "http" else "")
 
 
 @dataclass
@@ -87,7 +99,6 @@ class _Model:
     name: str
     configPath: str
     preferredServer: str
-    clients: list[TritonClient] = field(default_factory=list)
 
 
 @dataclass
@@ -114,20 +125,23 @@ class ServerStats:
                 f"{1e3 * self.compute_output / n:.3f} ms")
 
 
-def server_statistics(client: Any, model: str, version: str = "", timeout: float = INDEX_TIMEOUT) -> ServerStats:
-    """The inference statistics of *model* (all versions) from a ``tritonclient.grpc`` client."""
-    response = client.get_inference_statistics(model, version, client_timeout=timeout)
+def server_statistics(model_stats: list[dict]) -> ServerStats:
+    """:class:`ServerStats` from Triton's per-model statistics (``model_stats`` as JSON: all versions)."""
     stats = ServerStats()
-    for ms in response.model_stats:
-        s = ms.inference_stats
-        stats.inferences += int(ms.inference_count)
-        stats.executions += int(ms.execution_count)
-        stats.success += int(s.success.count)
-        stats.failures += int(s.fail.count)
-        stats.queue += s.queue.ns * 1e-9
-        stats.compute_input += s.compute_input.ns * 1e-9
-        stats.compute_infer += s.compute_infer.ns * 1e-9
-        stats.compute_output += s.compute_output.ns * 1e-9
+    for ms in model_stats:
+        s = ms.get("inference_stats", {})
+
+        def ns(key: str, s: dict = s) -> float:
+            return int(s.get(key, {}).get("ns", 0)) * 1e-9
+
+        stats.inferences += int(ms.get("inference_count", 0))
+        stats.executions += int(ms.get("execution_count", 0))
+        stats.success += int(s.get("success", {}).get("count", 0))
+        stats.failures += int(s.get("fail", {}).get("count", 0))
+        stats.queue += ns("queue")
+        stats.compute_input += ns("compute_input")
+        stats.compute_infer += ns("compute_infer")
+        stats.compute_output += ns("compute_output")
     return stats
 
 
@@ -149,6 +163,10 @@ class TritonService(Service):
             raise ConfigurationError(
                 f"service TritonService: fallback.device must be 'auto', 'cpu' or 'gpu', got "
                 f"{self.fallbackParams.device!r}")
+        if self.fallbackParams.protocol not in PROTOCOLS:
+            raise ConfigurationError(
+                f"service TritonService: fallback.protocol must be 'grpc' or 'http', got "
+                f"{self.fallbackParams.protocol!r}.{did_you_mean(self.fallbackParams.protocol, PROTOCOLS)}")
         self._servers: dict[str, _Server] = {}
         for i, s in enumerate(params.servers):
             where = f"service TritonService: servers[{i}] ('{s['name']}')"
@@ -157,6 +175,12 @@ class TritonService(Service):
             if s["name"] == FALLBACK_NAME:
                 raise ConfigurationError(f"{where}: the name '{FALLBACK_NAME}' is reserved for the local fallback server")
             port = int(s["port"])
+            protocol = s["protocol"]
+            if protocol not in PROTOCOLS:
+                raise ConfigurationError(f"{where}: protocol must be 'grpc' or 'http', got {protocol!r}."
+                                         f"{did_you_mean(protocol, PROTOCOLS)}")
+            if protocol == "http" and s["address"].startswith("unix:"):
+                raise ConfigurationError(f"{where}: unix sockets need protocol 'grpc'")
             if not s["address"].startswith("unix:") and not 0 < port < 65536:
                 raise ConfigurationError(f"{where}: port must be in 1..65535, got {port}")
             ssl = None
@@ -168,7 +192,7 @@ class TritonService(Service):
             elif any(s[k] for k in ("rootCertificates", "privateKey", "certificateChain")):
                 log.warning("%s: certificates given but useSsl is False; the connection is not encrypted", where)
             address = grpc_url(s["address"], None if s["address"].startswith("unix:") else port)
-            self._servers[s["name"]] = _Server(s["name"], address, is_local_address(address), ssl)
+            self._servers[s["name"]] = _Server(s["name"], address, is_local_address(address), ssl, protocol)
         self._models: dict[str, _Model] = {}
         self._map: dict[str, str] = {}
         self._lock = threading.Lock()
@@ -176,12 +200,14 @@ class TritonService(Service):
         self.fallbackServer: LocalTritonServer | None = None
         self._fallback_repo: str | None = None
         self._baseline: dict[str, ServerStats] = {}
+        self._client_stats: dict[str, ClientStats] = {}
+        self._clients_verbose = False
 
     # ------------------------------------------------------------------ clients
-    def addModel(self, name: str, configPath: str = "", preferredServer: str = "",
-                 client: TritonClient | None = None) -> None:
+    def addModel(self, name: str, configPath: str = "", preferredServer: str = "", verbose: bool = False) -> None:
         """Declare that a client uses model *name* (called from the client's constructor, before beginJob)."""
         with self._lock:
+            self._clients_verbose = self._clients_verbose or verbose
             entry = self._models.get(name)
             if entry is None:
                 if self._started:
@@ -195,8 +221,11 @@ class TritonService(Service):
                                 name, entry.configPath, configPath)
                 entry.configPath = entry.configPath or configPath
                 entry.preferredServer = entry.preferredServer or preferredServer
-            if client is not None:
-                entry.clients.append(client)
+
+    def reportStats(self, label: str, stats: ClientStats) -> None:
+        """A client's statistics at its endJob (merged per module label)."""
+        with self._lock:
+            self._client_stats.setdefault(label, ClientStats()).merge(stats)
 
     @property
     def models(self) -> list[str]:
@@ -276,25 +305,35 @@ class TritonService(Service):
         self._map = chosen
         for name, server in chosen.items():
             log.info("TritonService: model '%s' -> server %s", name, self._servers[server].describe())
-        if self.verbose or any(c.verbose for m in self._models.values() for c in m.clients):
+        if self.verbose or self._clients_verbose:
             self._baseline = self._statistics()
 
     def _query_index(self, server: _Server) -> None:
         from tritonclient.utils import InferenceServerException
 
-        client = grpc_client(server.address, server.ssl)
         try:
-            index = client.get_model_repository_index(client_timeout=INDEX_TIMEOUT)
-            server.models = {m.name for m in index.models if m.state in ("READY", "")}
+            transport = make_transport(server.endpoint())
+        except Exception as exc:  # noqa: BLE001 - e.g. a bad address: the server serves nothing
+            server.models, server.error = set(), message_of(exc)
+            return
+        try:
+            try:
+                server.models = transport.repository_index()
+            except InferenceServerException as exc:
+                # a KServe-V2-only server may have no (or another) repository index: ask per model
+                try:
+                    server.models = {m for m in self._models if transport.model_ready(m)}
+                except Exception:  # noqa: BLE001 - the server is not reachable at all
+                    raise exc from None
             server.error = ""
             log.debug("TritonService: server %s serves %s", server.describe(), sorted(server.models))
-        except InferenceServerException as exc:
+        except Exception as exc:  # noqa: BLE001
             server.models = set()
-            server.error = _message(exc)
+            server.error = message_of(exc)
             log.warning("TritonService: cannot get the repository index of server %s: %s", server.describe(),
                         server.error)
         finally:
-            client.close()
+            transport.close()
 
     def _unserved_message(self, models: list[str], extra: str = "") -> str:
         if self._servers:
@@ -331,12 +370,14 @@ class TritonService(Service):
             repos = [repo]
         p = self.fallbackParams
         server = LocalTritonServer(repos, device=p.device, grpc_port=int(p.port), instances=int(p.instances),
-                                   threads=int(p.threads), models=models, wait=float(p.wait), verbose=bool(p.verbose),
-                                   keep_logs=bool(p.keepLogs))
+                                   threads=int(p.threads), queue_delay_us=int(p.queueDelay), models=models,
+                                   wait=float(p.wait), verbose=bool(p.verbose), keep_logs=bool(p.keepLogs))
         self.fallbackServer = server
         log.info("TritonService: starting the local fallback server for %s", ", ".join(models))
         server.start()
-        self._servers[FALLBACK_NAME] = _Server(FALLBACK_NAME, server.grpc_address, True, None, set(server.models))
+        protocol = p.protocol
+        address = server.http_address if protocol == "http" else server.grpc_address
+        self._servers[FALLBACK_NAME] = _Server(FALLBACK_NAME, address, True, None, protocol, set(server.models))
 
     def _stop_fallback(self) -> None:
         server, self.fallbackServer = self.fallbackServer, None
@@ -365,29 +406,25 @@ class TritonService(Service):
             server = self._servers.get(name)
             if server is None:
                 continue
-            client = grpc_client(server.address, server.ssl)
+            transport = make_transport(server.endpoint())
             try:
                 for m in ms:
                     try:
-                        out[m] = server_statistics(client, m)
-                    except Exception as exc:  # noqa: BLE001 - statistics are informative only
+                        out[m] = server_statistics(transport.statistics(m))
+                    except Exception as exc:  # noqa: BLE001 - statistics are informative only (V2 servers have none)
                         log.debug("no statistics for model '%s' from %s: %s", m, server.describe(), exc)
             finally:
-                client.close()
+                transport.close()
         return out
 
     def clientStats(self) -> dict[str, ClientStats]:
-        """Client-side statistics merged per module label."""
-        merged: dict[str, ClientStats] = {}
-        for entry in self._models.values():
-            for c in entry.clients:
-                merged.setdefault(c.label or entry.name, ClientStats()).merge(c.stats)
-        return merged
+        """Client-side statistics merged per module label (as reported by the clients at their endJob)."""
+        with self._lock:
+            return dict(self._client_stats)
 
     def endJob(self) -> None:
         try:
-            if self._started and self._map and (
-                    self.verbose or any(c.verbose for m in self._models.values() for c in m.clients)):
+            if self._started and self._map and (self.verbose or self._clients_verbose):
                 for label, stats in self.clientStats().items():
                     log.info("SONIC client '%s': %s", label, stats.summary())
                 for model, stats in self.statistics().items():
@@ -398,19 +435,22 @@ class TritonService(Service):
             self._started = False
 
 
-def apply_server_option(service_decl: Any, address: str, port: int) -> None:
+def apply_server_option(service_decl: Any, address: str, port: int, protocol: str = "grpc") -> None:
     """Make the server named ``default`` of a ``cms.Service("TritonService")`` declaration point at
-    *address*:*port* (the ``address=`` / ``port=`` command-line options); it is put first, so that models it
-    serves go to it."""
+    *address*:*port* with *protocol* (the ``address=`` / ``port=`` / ``protocol=`` command-line options); it is
+    put first, so that models it serves go to it."""
     from ..config.types import PSet, VPSet, plain
 
     port = int(port)
     if not address:
         raise ConfigurationError("address= must not be empty")
+    if protocol not in PROTOCOLS:
+        raise ConfigurationError(f"protocol={protocol} is not a protocol: use grpc or http."
+                                 f"{did_you_mean(protocol, PROTOCOLS)}")
     if not address.startswith("unix:") and not 0 < port < 65536:
         raise ConfigurationError(f"port={port} is not a valid TCP port (1..65535)")
-    server = PSet(name=DEFAULT_NAME, address=str(address), port=port, useSsl=False, rootCertificates="",
-                  privateKey="", certificateChain="")
+    server = PSet(name=DEFAULT_NAME, address=str(address), port=port, protocol=protocol, useSsl=False,
+                  rootCertificates="", privateKey="", certificateChain="")
     existing = list(service_decl.servers) if "servers" in service_decl else []
     kept = [s for s in existing if not (isinstance(s, PSet) and "name" in s and plain(s.name) == DEFAULT_NAME)]
     old = [s for s in existing if not any(s is k for k in kept)]
@@ -421,4 +461,18 @@ def apply_server_option(service_decl: Any, address: str, port: int) -> None:
     service_decl.servers = VPSet(server, *kept)
 
 
-__all__ = ["FALLBACK_NAME", "ServerStats", "TritonService", "apply_server_option", "server_statistics"]
+def apply_protocol_option(service_decl: Any, protocol: str) -> None:
+    """The ``protocol=`` option without ``address=``: the clients talk to the local fallback server in it."""
+    from ..config.types import PSet
+
+    if protocol not in PROTOCOLS:
+        raise ConfigurationError(f"protocol={protocol} is not a protocol: use grpc or http."
+                                 f"{did_you_mean(protocol, PROTOCOLS)}")
+    if "fallback" not in service_decl:
+        service_decl.fallback = PSet(protocol=protocol)
+    else:
+        service_decl.fallback.protocol = protocol
+
+
+__all__ = ["FALLBACK_NAME", "ServerStats", "TritonService", "apply_protocol_option", "apply_server_option",
+           "server_statistics"]

@@ -59,6 +59,7 @@ class ShmRegion:
         self.size = int(size)
         self.handle = shm.create_shared_memory_region(self.name, self.key, self.size, create_only=True)
         self.registered_with: Any = None
+        self._view: np.ndarray | None = None
         with _live_lock:
             _live[self.name] = self
         log.debug("created shared memory region %s (%d bytes)", self.key, self.size)
@@ -75,19 +76,26 @@ class ShmRegion:
                 raise
         self.registered_with = transport
 
-    def write(self, offset: int, array: np.ndarray) -> None:
-        import tritonclient.utils.shared_memory as shm
+    def _bytes(self) -> np.ndarray:
+        """The whole region as a uint8 array (a view, made once)."""
+        view = self._view
+        if view is None:
+            import tritonclient.utils.shared_memory as shm
 
-        shm.set_shared_memory_region(self.handle, [np.ascontiguousarray(array)], offset=offset)
+            view = self._view = shm.get_contents_as_numpy(self.handle, np.uint8, [self.size], offset=0)
+        return view
+
+    def write(self, offset: int, array: np.ndarray) -> None:
+        """Copy *array* into the region at *offset* (one memcpy)."""
+        flat = np.ascontiguousarray(array).reshape(-1).view(np.uint8)
+        self._bytes()[offset:offset + flat.size] = flat
 
     def read(self, offset: int, dtype: np.dtype, shape: tuple[int, ...]) -> np.ndarray:
         """A copy of the data at *offset* (the region is reused by the next event)."""
-        import tritonclient.utils.shared_memory as shm
-
-        view = shm.get_contents_as_numpy(self.handle, dtype, list(shape), offset=offset)
-        out = view.copy()
-        del view
-        return out
+        dtype = np.dtype(dtype)
+        count = int(np.prod(shape)) if shape else 1
+        data = self._bytes()[offset:offset + count * dtype.itemsize]
+        return data.view(dtype).reshape(shape).copy()
 
     def destroy(self, timeout: float | None = 5.0) -> None:
         """Unregister from the server (best effort) and unlink the region; idempotent."""
@@ -97,6 +105,7 @@ class ShmRegion:
             if _live.pop(self.name, None) is None:
                 return
         client, self.registered_with = self.registered_with, None
+        self._view = None  # the mapping cannot be released while a view of it exists
         if client is not None:
             try:
                 client.unregister_shm(self.name, timeout)

@@ -15,15 +15,19 @@ requests are run on the loop and waited for.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import os
 import threading
+import zlib
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 import numpy as np
+
+from . import httpconn
 
 log = logging.getLogger("framework.sonic")
 
@@ -436,8 +440,9 @@ def _http_ssl_context(ssl: SslOptions | None) -> Any:
 
 
 class HttpTransport(Transport):
-    """HTTP/REST (``tritonclient.http.aio`` on the process's event loop; binary tensors, or JSON tensors for
-    servers that refuse them)."""
+    """HTTP/REST: requests encoded by ``tritonclient.http`` (binary tensors, or JSON tensors for servers that
+    refuse them), carried by :mod:`framework.sonic.httpconn` (keep-alive connections; answers of asynchronous
+    requests read by the process's one completion thread)."""
 
     protocol = "http"
 
@@ -447,30 +452,76 @@ class HttpTransport(Transport):
             from ..exceptions import ConfigurationError
 
             raise ConfigurationError(f"server {server.address}: unix sockets need protocol 'grpc', not 'http'")
-        self._loop = EventLoopThread.get()
-        self._client: Any = None
+        host, _, port = server.address.rpartition(":")
+        self._host, self._port = host.strip("[]"), int(port)
+        self._ssl_context = _http_ssl_context(server.ssl)
+        self._idle: list[Any] = []
+        self._lock = threading.Lock()
+        self._closed = False
 
-    def _aio_client(self) -> Any:
-        if self._client is None:
-            import tritonclient.http.aio as httpaio
+    # ------------------------------------------------------------------ connections
+    def _connection(self) -> Any:
+        with self._lock:
+            if self._idle:
+                return self._idle.pop()
+        try:
+            return httpconn.Connection(self._host, self._port, self._ssl_context)
+        except OSError as exc:
+            raise httpconn.unavailable(self.address, exc) from None
 
-            ssl = self.server.ssl
-            self._client = httpaio.InferenceServerClient(self.address, ssl=ssl is not None,
-                                                         ssl_context=_http_ssl_context(ssl))
-        return self._client
+    def _release(self, conn: Any, response: Any) -> None:
+        if response is not None and response.keep_alive and not self._closed:
+            with self._lock:
+                self._idle.append(conn)
+        else:
+            conn.close()
 
-    def _run(self, method: str, *args: Any, timeout: float | None = CONTROL_TIMEOUT, **kwargs: Any) -> Any:
-        async def call() -> Any:
-            coro = getattr(self._aio_client(), method)(*args, **kwargs)
+    def _send(self, method: str, path: str, body: Sequence[Any], headers: dict[str, str] | None = None) -> Any:
+        """A connection with the request written (a stale kept-alive connection is replaced once)."""
+        length = sum(len(memoryview(b).cast("B")) for b in body)
+        head = httpconn.request_head(method, path, self.address, length, headers)
+        for attempt in (0, 1):
+            conn = self._connection()
             try:
-                return await asyncio.wait_for(coro, timeout)
-            except asyncio.TimeoutError:
-                raise _deadline_error() from None
+                conn.send(head, body)
+                return conn
+            except OSError as exc:
+                conn.close()
+                if attempt:
+                    raise httpconn.unavailable(self.address, exc) from None
+        raise AssertionError("unreachable")
 
-        return self._loop.run(call)
+    def _request(self, method: str, path: str, payload: Any = None, timeout: float | None = CONTROL_TIMEOUT) -> Any:
+        """A control call: JSON in, JSON out; raises the server's error."""
+        body = [json.dumps(payload).encode()] if payload is not None else []
+        headers = {"Content-Type": "application/json"} if payload is not None else None
+        for attempt in (0, 1):
+            conn = self._send(method, path, body, headers)
+            try:
+                response = conn.read(timeout)
+                break
+            except OSError as exc:
+                conn.close()
+                if attempt:
+                    raise httpconn.unavailable(self.address, exc) from None
+            except BaseException:
+                conn.close()
+                raise
+        self._release(conn, response)
+        if response.status != 200:
+            raise httpconn.error_from(response)
+        return json.loads(response.body) if response.body else None
 
+    @staticmethod
+    def _model_path(model: str, version: str) -> str:
+        from urllib.parse import quote
+
+        path = f"/v2/models/{quote(model, safe='')}"
+        return path + (f"/versions/{quote(version, safe='')}" if version else "")
+
+    # ------------------------------------------------------------------ control
     def model_metadata(self, model: str, version: str = "") -> ModelMetadata:
-        md = self._run("get_model_metadata", model, version)
+        md = self._request("GET", self._model_path(model, version))
         return ModelMetadata([(t["name"], t["datatype"], [int(d) for d in t["shape"]]) for t in md.get("inputs", [])],
                              [(t["name"], t["datatype"], [int(d) for d in t["shape"]]) for t in md.get("outputs", [])])
 
@@ -478,27 +529,42 @@ class HttpTransport(Transport):
         from google.protobuf import json_format
         from tritonclient.grpc import model_config_pb2 as mc
 
-        config = self._run("get_model_config", model, version)
+        config = self._request("GET", self._model_path(model, version) + "/config")
         return json_format.ParseDict(config, mc.ModelConfig(), ignore_unknown_fields=True)
 
     def repository_index(self) -> set[str]:
-        index = self._run("get_model_repository_index")
+        index = self._request("POST", "/v2/repository/index", {})
         return {m["name"] for m in index if m.get("state", "READY") in ("READY", "")}
 
     def model_ready(self, model: str) -> bool:
-        return bool(self._run("is_model_ready", model))
+        try:
+            self._request("GET", self._model_path(model, "") + "/ready")
+        except Exception as exc:  # noqa: BLE001
+            if status_of(exc) in ("NOT_FOUND", "UNAVAILABLE", "INVALID_ARGUMENT") and raw_status(exc).isdigit():
+                return False
+            raise
+        return True
 
     def statistics(self, model: str) -> list[dict]:
-        return _stats_from_dict(self._run("get_inference_statistics", model))
+        return _stats_from_dict(self._request("GET", self._model_path(model, "") + "/stats"))
 
     def register_shm(self, name: str, key: str, size: int) -> None:
-        self._run("register_system_shared_memory", name, key, size)
+        from urllib.parse import quote
+
+        self._request("POST", f"/v2/systemsharedmemory/region/{quote(name, safe='')}/register",
+                      {"key": key, "offset": 0, "byte_size": int(size)})
 
     def unregister_shm(self, name: str, timeout: float | None = None) -> None:
-        self._run("unregister_system_shared_memory", name, timeout=timeout)
+        from urllib.parse import quote
 
+        self._request("POST", f"/v2/systemsharedmemory/region/{quote(name, safe='')}/unregister", {},
+                      timeout=timeout)
+
+    # ------------------------------------------------------------------ requests
     def make_request(self, model: str, version: str, inputs: list[TensorSpec],
                      outputs: list[TensorSpec] | None) -> Any:
+        if not self.json and all(spec.datatype != "BYTES" for spec in inputs):
+            return self._binary_request(model, version, inputs, outputs)
         import tritonclient.http as httpclient
 
         binary = not self.json
@@ -518,37 +584,103 @@ class HttpTransport(Transport):
                 if spec.region:
                     out.set_shared_memory(spec.region, spec.nbytes, spec.offset)
                 requested.append(out)
-        return (model, version, tensors, requested)
+        body, json_size = httpclient.InferenceServerClient.generate_request_body(tensors, outputs=requested)
+        if isinstance(body, str):
+            body = body.encode()
+        headers = {"Inference-Header-Content-Length": str(json_size)} if json_size is not None else {}
+        return self._finish_request(model, version, [body], headers, json_size is not None)
 
-    def _infer_coro(self, request: Any, timeout: float | None) -> Any:
-        model, version, tensors, requested = request
-        compression = self.compression or None
+    def _binary_request(self, model: str, version: str, inputs: list[TensorSpec],
+                        outputs: list[TensorSpec] | None) -> Any:
+        """Triton's binary tensor extension, written directly: a small JSON header, then the tensors' bytes
+        (sent as they are, without joining them)."""
+        header_inputs = []
+        raw: list[Any] = []
+        for spec in inputs:
+            entry: dict[str, Any] = {"name": spec.name, "shape": [int(d) for d in spec.shape],
+                                     "datatype": spec.datatype}
+            if spec.region:
+                entry["parameters"] = {"shared_memory_region": spec.region, "shared_memory_byte_size": spec.nbytes,
+                                       "shared_memory_offset": spec.offset}
+            else:
+                array = np.ascontiguousarray(spec.array)
+                entry["parameters"] = {"binary_data_size": array.nbytes}
+                raw.append(array)
+            header_inputs.append(entry)
+        request: dict[str, Any] = {"inputs": header_inputs}
+        if outputs is None:
+            request["parameters"] = {"binary_data_output": True}
+        else:
+            request["outputs"] = [
+                {"name": spec.name, "parameters": {"shared_memory_region": spec.region,
+                                                   "shared_memory_byte_size": spec.nbytes,
+                                                   "shared_memory_offset": spec.offset}}
+                if spec.region else {"name": spec.name, "parameters": {"binary_data": True}}
+                for spec in outputs]
+        header = json.dumps(request, separators=(",", ":")).encode()
+        headers = {"Inference-Header-Content-Length": str(len(header))}
+        return self._finish_request(model, version, [header, *raw], headers, True)
 
-        async def call() -> Any:
-            coro = self._aio_client().infer(model, tensors, model_version=version, outputs=requested,
-                                            request_compression_algorithm=compression,
-                                            response_compression_algorithm=compression)
-            try:
-                return await asyncio.wait_for(coro, timeout) if timeout else await coro
-            except asyncio.TimeoutError:
-                raise _deadline_error() from None
+    def _finish_request(self, model: str, version: str, body: list[Any], headers: dict[str, str],
+                        binary: bool) -> Any:
+        headers["Content-Type"] = "application/octet-stream" if binary else "application/json"
+        if self.compression:
+            joined = b"".join(bytes(memoryview(b).cast("B")) for b in body)
+            if self.compression == "gzip":
+                compressor = zlib.compressobj(wbits=16 + zlib.MAX_WBITS)
+                body = [compressor.compress(joined) + compressor.flush()]
+            else:
+                body = [zlib.compress(joined)]
+            headers["Content-Encoding"] = self.compression
+            headers["Accept-Encoding"] = self.compression
+        return (self._model_path(model, version) + "/infer", body, headers)
 
-        return call
+    @staticmethod
+    def _result(response: Any) -> Any:
+        if response.status != 200:
+            raise httpconn.error_from(response)
+        length = response.headers.get("inference-header-content-length")
+        return httpconn.HttpResult(httpconn.decode_body(response), int(length) if length else None)
 
     def infer(self, request: Any, timeout: float | None) -> Any:
-        return self._loop.run(self._infer_coro(request, timeout))
+        path, body, headers = request
+        conn = self._send("POST", path, body, headers)
+        try:
+            response = conn.read(timeout)
+        except OSError as exc:
+            conn.close()
+            raise httpconn.unavailable(self.address, exc) from None
+        except BaseException:
+            conn.close()
+            raise
+        self._release(conn, response)
+        return self._result(response)
 
     def infer_async(self, request: Any, timeout: float | None,
                     callback: Callable[[Any, BaseException | None], None]) -> None:
-        self._loop.submit(self._infer_coro(request, timeout), callback)
+        path, body, headers = request
+        conn = self._send("POST", path, body, headers)
+
+        def done(response: Any, error: BaseException | None) -> None:
+            if error is not None:
+                callback(None, error)
+                return
+            self._release(conn, response)
+            try:
+                result = self._result(response)
+            except BaseException as exc:  # noqa: BLE001 - handed to the callback
+                callback(None, exc)
+                return
+            callback(result, None)
+
+        httpconn.Completions.get().watch(conn, done, timeout)
 
     def close(self) -> None:
-        client, self._client = self._client, None
-        if client is not None:
-            try:
-                self._loop.run(client.close, timeout=5.0)
-            except Exception:  # noqa: BLE001
-                log.debug("error closing the HTTP client", exc_info=True)
+        self._closed = True
+        with self._lock:
+            idle, self._idle = self._idle, []
+        for conn in idle:
+            conn.close()
 
 
 def make_transport(server: ServerAddress, compression: str = "") -> Transport:
