@@ -41,6 +41,7 @@ def tritonService(**fallback: Any) -> cms.Service:
             instances=cms.uint32(settings["instances"]),
             threads=cms.uint32(settings["threads"]),
             queueDelay=cms.int32(settings["queueDelay"]),
+            protocol=cms.string(settings["protocol"]),
             wait=cms.double(settings["wait"]),
             verbose=cms.untracked.bool(settings["verbose"]),
             keepLogs=cms.untracked.bool(settings["keepLogs"]),

@@ -70,7 +70,7 @@ FALLBACK_PARAMETERS: dict[str, Any] = {
     "instances": 0,  # 0 = auto (from the cores)
     "threads": 0,  # 0 = auto
     "queueDelay": -1,  # dynamic batching max_queue_delay_microseconds; -1 = auto, 0 = none
-    "protocol": "grpc",  # how the clients talk to the fallback server: grpc or http
+    "protocol": "http",  # how the clients talk to the fallback server: http (measured cheaper, README) or grpc
     "wait": 120.0,
     "verbose": False,
     "keepLogs": False,

@@ -4,12 +4,16 @@ One :class:`Transport` per client connection hides the protocol: it reads model 
 registers shared memory, builds requests and runs them, blocking (``infer``) or with a completion callback
 (``infer_async``). Control calls, errors and statistics come back in one form whatever the protocol.
 
-Completions: every asynchronous request of the process runs on ONE asyncio event loop in one thread
-(:class:`EventLoopThread`, ``tritonclient.grpc.aio`` / ``tritonclient.http.aio``), so the number of threads
-stays flat however many requests are in flight (a ``tritonclient.grpc`` future starts a channel spin thread
-per burst of requests, and geventhttpclient cannot be shared between threads). Blocking gRPC requests use
-the synchronous ``tritonclient.grpc`` client in the calling thread, which costs the least CPU; blocking HTTP
-requests are run on the loop and waited for.
+Completions: no thread is started per request, so the number of threads stays flat however many requests are
+in flight (a ``tritonclient.grpc`` future starts a channel spin thread per burst of requests).
+
+* gRPC: blocking requests use the synchronous ``tritonclient.grpc`` client in the calling thread (the cheapest
+  gRPC call); asynchronous ones run on ONE asyncio event loop for the process (:class:`EventLoopThread`,
+  ``tritonclient.grpc.aio``).
+* HTTP: requests are encoded as ``tritonclient.http`` does (Triton's binary tensor extension, or JSON tensors
+  for servers that refuse it) and carried by :mod:`framework.sonic.httpconn`: keep-alive connections, written
+  with one ``sendmsg``; the answers of asynchronous requests are read by ONE epoll thread for the process.
+  Measured on the 2-core machine this costs the client about half the CPU of a gRPC request (README).
 """
 
 from __future__ import annotations
