@@ -222,6 +222,7 @@ def test_thread_count_flat_over_2000_async_requests(sonic_server, protocol):
 
     process = make_process({"m": affine4_module()}, events=JOB_EVENTS, streams=4, threads=2,
                            servers=[server_pset(protocol, port_of(sonic_server, protocol))])
+    before_run = {t.native_id for t in threading.enumerate()}  # e.g. a PseudoAsync pool of an earlier test
     sampler = threading.Thread(target=sample, name="thread-sampler", daemon=True)
     sampler.start()
     try:
@@ -251,7 +252,8 @@ def test_thread_count_flat_over_2000_async_requests(sonic_server, protocol):
     for _, threads, _ in after:
         sonic = [n for n in threads.values() if n.startswith("sonic-")]
         assert len(sonic) == len(set(sonic)), f"a SONIC thread twice: {sorted(threads.values())}"
-    assert not any("channel_spin" in n or n.startswith("sonic-pseudoasync") for n in names), names
+    new = sorted(name for tid, name in seen.items() if tid not in before_run)
+    assert not any("channel_spin" in n or n.startswith("sonic-pseudoasync") for n in new), new
 
 
 # ----------------------------------------------------------------------------- 2. HTTP == gRPC
