@@ -23,7 +23,6 @@ instances are given), PADDING ``zero`` or ``none`` (the models' ``batch_padding`
 from __future__ import annotations
 
 import argparse
-import glob
 import json
 import logging
 import os
@@ -52,7 +51,6 @@ SETTINGS = (
     "1:0:500:zero", "2:0:100:zero", "2:0:500:zero", "2:0:2000:zero",  # queue delay
     "1:0:0:none", "2:0:0:none", "2:0:500:none",  # batch padding off
 )
-_CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
 @dataclass(frozen=True)
@@ -117,18 +115,10 @@ def deepmet_names(model_dir: Path) -> list[str]:
 
 # ----------------------------------------------------------------------------- CPU accounting
 def group_cpu_seconds(pgid: int) -> float:
-    """utime + stime of the live processes of a process group (the server and its stubs), from /proc."""
-    total = 0
-    for stat in glob.glob("/proc/[0-9]*/stat"):
-        try:
-            with open(stat) as f:
-                text = f.read()
-        except OSError:
-            continue
-        fields = text[text.rfind(")") + 2:].split()
-        if len(fields) > 12 and int(fields[2]) == pgid:
-            total += int(fields[11]) + int(fields[12])
-    return total / _CLK_TCK
+    """CPU seconds of the live processes of a process group (the server and its stubs)."""
+    from framework.server.launcher import process_group_cpu
+
+    return process_group_cpu(pgid)[0]
 
 
 # ----------------------------------------------------------------------------- one cell

@@ -32,7 +32,6 @@ Compare ratios, not absolute numbers, across machines. Writes JSON and a Markdow
 from __future__ import annotations
 
 import argparse
-import glob
 import json
 import logging
 import os
@@ -62,24 +61,11 @@ def self_cpu() -> float:
     return r.ru_utime + r.ru_stime
 
 
-_TICK = os.sysconf("SC_CLK_TCK")
-
-
 def group_cpu(pgid: int) -> tuple[float, int]:
-    """CPU seconds (user + system, with the reaped children's) of the live processes of process group *pgid*
-    (the local tritonserver and its stubs), and how many there are."""
-    total, n = 0, 0
-    for stat in glob.glob("/proc/[0-9]*/stat"):
-        try:
-            with open(stat) as f:
-                text = f.read()
-        except OSError:
-            continue
-        fields = text[text.rfind(")") + 2:].split()
-        if len(fields) > 14 and int(fields[2]) == pgid:
-            total += sum(int(x) for x in fields[11:15])
-            n += 1
-    return total / _TICK, n
+    """CPU seconds of the local tritonserver's process group (server and stubs), and how many processes."""
+    from framework.server.launcher import process_group_cpu
+
+    return process_group_cpu(pgid)
 
 
 class LoopProbe:

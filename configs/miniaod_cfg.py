@@ -17,6 +17,7 @@ options.register("sonic", 0, int, "1: run the ML producers via SONIC (Triton) in
 options.register("partModel", part.DEFAULT_MODEL_DIR, str, "ParT AK4 model directory (Triton layout)")
 options.register("deepmetModel", deepmet.DEFAULT_MODEL_DIR, str, "DeepMET model directory (Triton layout)")
 options.register("wantSummary", 1, int, "1: print the per-module timing table")
+options.register("mergeEvents", 1, int, "SONIC: up to this many events of the streams in one request (1 = each alone)")
 options.setDefault("inputFiles", ["data/samples/sample.root"])
 options.setDefault("outputFile", "miniaod.root")
 options.parseArguments()
@@ -31,6 +32,9 @@ process.options.numberOfStreams = 4
 
 part.add(process, "pfParticleTransformerAK4JetTags", options.partModel)
 deepmet.add(process, "deepMETProducer", options.deepmetModel)
+if options.sonic and options.mergeEvents > 1:
+    for module in (process.pfParticleTransformerAK4JetTags, process.deepMETProducer):
+        module.Client.mergeEvents = cms.uint32(options.mergeEvents)
 process.mlTask = cms.Task(process.pfParticleTransformerAK4JetTags, process.deepMETProducer)
 
 process.out = cms.OutputModule(

@@ -188,7 +188,7 @@ class TransportTestProducer(SonicEDProducer):
 
 
 def affine4_module(**client: Any) -> cms.EDProducer:
-    return cms.EDProducer("TransportTestProducer", Client=cms.PSet(modelName="affine4", mode="Async", **client))
+    return cms.EDProducer("TransportTestProducer", Client=cms.PSet(**{"modelName": "affine4", "mode": "Async", **client}))
 
 
 def check_affine4_products(products: dict, label: str, events: int) -> None:

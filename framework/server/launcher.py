@@ -231,8 +231,8 @@ def _stop_all() -> None:
             log.exception("could not stop the local Triton server cleanly")
 
 
-def _process_group_members(pgid: int) -> list[int]:
-    """PIDs of live (non-zombie) processes in a process group, from /proc."""
+def _process_group_stats(pgid: int) -> list[tuple[int, list[str]]]:
+    """``(pid, /proc/<pid>/stat fields after the command name)`` of the processes of a process group."""
     members = []
     for stat in glob.glob("/proc/[0-9]*/stat"):
         try:
@@ -241,9 +241,22 @@ def _process_group_members(pgid: int) -> list[int]:
         except OSError:
             continue
         fields = text[text.rfind(")") + 2:].split()
-        if len(fields) > 2 and int(fields[2]) == pgid and fields[0] != "Z":
-            members.append(int(stat.split("/")[2]))
+        if len(fields) > 14 and int(fields[2]) == pgid:
+            members.append((int(stat.split("/")[2]), fields))
     return members
+
+
+def _process_group_members(pgid: int) -> list[int]:
+    """PIDs of live (non-zombie) processes in a process group, from /proc."""
+    return [pid for pid, fields in _process_group_stats(pgid) if fields[0] != "Z"]
+
+
+def process_group_cpu(pgid: int) -> tuple[float, int]:
+    """CPU seconds (user + system, with their reaped children's) of the live processes of process group *pgid*
+    (a local tritonserver and its Python-backend stubs: ``LocalTritonServer.pid``), and how many there are."""
+    stats = [fields for _, fields in _process_group_stats(pgid) if fields[0] != "Z"]
+    ticks = sum(sum(int(x) for x in fields[11:15]) for fields in stats)
+    return ticks / os.sysconf("SC_CLK_TCK"), len(stats)
 
 
 # ----------------------------------------------------------------------------- the server

@@ -105,10 +105,13 @@ CLIENT_PARAMETERS: dict[str, Any] = {
     "outputs": [],
     "verbose": False,
     "batchMode": RECTANGULAR,
+    "mergeEvents": 1,
 }
 """The ``Client`` PSet of a SONIC producer (CMSSW's names). ``timeout``: per request, in ``timeoutUnit``, 0 = no
 limit; ``allowedTries``: attempts in total; ``retryDelay``: seconds before the first retry (doubled after each
-further one); ``outputs``: the outputs to request (empty = all); ``batchMode``: ``Rectangular`` or ``Ragged``."""
+further one); ``outputs``: the outputs to request (empty = all); ``batchMode``: ``Rectangular`` or ``Ragged``;
+``mergeEvents``: up to this many events of the module's streams in one request (1 = each event alone; ``Async``
+mode, :mod:`framework.sonic.merge`)."""
 
 
 # ----------------------------------------------------------------------------- statistics
@@ -254,6 +257,12 @@ class TritonClient:
         self.verbose = bool(params.verbose)
         self.useSharedMemory = bool(params.useSharedMemory)
         self.requestedOutputs = [str(o) for o in params.outputs]
+        if int(params.mergeEvents) < 1:
+            raise ConfigurationError(f"{where}: mergeEvents must be >= 1 (1 = one event per request), got "
+                                     f"{params.mergeEvents}")
+        self.mergeEvents = int(params.mergeEvents)
+        self._merger: Any = None
+        self._merger_key: tuple[Any, ...] | None = None
         if self.modelConfigPath and not os.path.isfile(self.modelConfigPath):
             from ..paths import REPO_ROOT
 
@@ -326,6 +335,7 @@ class TritonClient:
             self._transport = None
             raise
         self._connected = True
+        self._setup_merger()
         log.debug("%s: server '%s' (%s, %s%s), mode %s, %s, max_batch_size %d", self._describe(), self.serverName,
                   self.serverAddress, self.protocol, ", V2 only" if self.v2only else "", self.mode,
                   "shared memory" if self._shm is not None else "tensors in the messages", self.maxBatchSize)
@@ -371,6 +381,29 @@ class TritonClient:
         self._shm = self._probe_shm() if use_shm else None
         self._shm_output_dims = {name: tuple(o.dims) for name, o in self.output._items.items()
                                  if o.datatype != "BYTES" and not o.variableDims}
+
+    def _setup_merger(self) -> None:
+        if self.mergeEvents <= 1:
+            return
+        why = ("the mode is not Async" if self.mode != "Async" else
+               "the model does not batch" if not self.batched else
+               "the client is in ragged batch mode" if self.defaultBatchMode == RAGGED else
+               "an output has a -1 dim" if any(o.variableDims for o in self.output.values()) else "")
+        if why:
+            log.warning("%s: Client.mergeEvents = %d ignored: %s", self._describe(), self.mergeEvents, why)
+            return
+        from .merge import merger_for
+
+        self._merger_key = (id(self._service) if self._service is not None else self.serverAddress, self.label,
+                            self.modelName, self.modelVersion)
+        self._merger = merger_for(self._merger_key, self.mergeEvents)
+
+    @property
+    def transport(self) -> Transport:
+        """The connection to the server (after :meth:`connect`)."""
+        if self._transport is None:
+            raise TritonServerError(f"{self._describe()}: not connected", model=self.modelName)
+        return self._transport
 
     def _probe_shm(self) -> ShmPair | None:
         """Small regions registered with the server: shared memory works with it, or a warning and messages."""
@@ -445,6 +478,11 @@ class TritonClient:
     def close(self) -> None:
         """Unregister and unlink the shared memory regions, close the connection and hand the statistics to the
         service (``endJob``); idempotent."""
+        if self._merger_key is not None:
+            from .merge import forget
+
+            forget(self._merger_key)
+            self._merger = self._merger_key = None
         if self._shm is not None:
             self._shm.destroy(timeout=5.0)
         if self._transport is not None:
@@ -587,6 +625,38 @@ class TritonClient:
         self._dispatch_start = time.perf_counter()
         self.lastTries = 0
         self.stats.events += 1
+        if self._merger is not None and not blocking and self.batchMode == RECTANGULAR:
+            inputs = list(self.input._items.values())
+            n = self._derive_batch(inputs, False) if inputs else (self._batch_explicit or 0)
+            if n > 0:
+                self._check_given(inputs)
+                self.stats.entries += n
+                self._merger.submit(self, {i.name: i.array() for i in inputs}, n,
+                                    lambda exc: self._merged_done(exc, done))
+                return
+        self._dispatch_alone(done, blocking, first=True)
+
+    def _merged_done(self, exc: BaseException | None, done: Callable[[BaseException | None], None]) -> None:
+        if exc is not None:
+            self.stats.failures += 1
+        elapsed = time.perf_counter() - self._dispatch_start
+        self.lastDispatchTime = elapsed
+        self.lastTries = 1
+        self.stats.dispatch += elapsed
+        if self.verbose and len(self.stats.latencies) < MAX_LATENCIES:
+            self.stats.latencies.append(elapsed)
+        done(exc)
+
+    def _dispatch_alone(self, done: Callable[[BaseException | None], None], blocking: bool = False,
+                        first: bool = False) -> None:
+        """This event in its own request(s) (also a merged request's events, again one by one, after it failed:
+        then errors go to *done*)."""
+        if not first:
+            try:
+                self._dispatch_alone(done, blocking, first=True)
+            except BaseException as exc:  # noqa: BLE001 - handed to the framework
+                done(exc)
+            return
         requests = self._prepare()
         if not requests:
             self.stats.skipped += 1
@@ -781,11 +851,7 @@ class TritonClient:
         n = self._derive_batch(inputs, ragged) if inputs else (self._batch_explicit or 0)
         if n == 0:
             return []
-        missing = [i.name for i in inputs if not i.isSet]
-        if missing:
-            raise TritonDataError(
-                f"{self._describe()}: input(s) {', '.join(repr(m) for m in missing)} not given"
-                f"{self._where_suffix()}; the model needs all of: {', '.join(self.input)}.")
+        self._check_given(inputs)
         batched = self.batched
         if ragged:
             columns = [(i, i.entries()) for i in inputs]
@@ -844,6 +910,13 @@ class TritonClient:
                     out_specs.append(TensorSpec(name, (), out.datatype))
             requests.append(_Request(e, specs, out_specs, explicit, 1 if ragged else n, shm_outputs))
         return requests
+
+    def _check_given(self, inputs: list[TritonInputData]) -> None:
+        missing = [i.name for i in inputs if not i.isSet]
+        if missing:
+            raise TritonDataError(
+                f"{self._describe()}: input(s) {', '.join(repr(m) for m in missing)} not given"
+                f"{self._where_suffix()}; the model needs all of: {', '.join(self.input)}.")
 
     def _collect(self, requests: list[_Request]) -> None:
         """Copy the answers into the outputs (shared-memory outputs are copied out of the region)."""

@@ -25,6 +25,8 @@ import zlib
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from .perprocess import PerProcess
+
 log = logging.getLogger("framework.sonic")
 
 _READ = 1 << 16
@@ -232,15 +234,12 @@ def decode_body(response: Response) -> bytes:
     return response.body
 
 
-class Completions:
+class Completions(PerProcess):
     """The process's one completion thread: reads the answers of asynchronous HTTP requests with ``epoll``
     and calls their callbacks; enforces their deadlines."""
 
-    _instance: Completions | None = None
-    _lock = threading.Lock()
-
     def __init__(self) -> None:
-        self.pid = os.getpid()
+        super().__init__()
         self._epoll = select.epoll()
         self._pending: dict[int, tuple[Connection, Response, Callable[[Response | None, BaseException | None],
                                                                      None], float]] = {}
@@ -252,16 +251,6 @@ class Completions:
         self._epoll.register(self._wake_r, select.EPOLLIN)
         self.thread = threading.Thread(target=self._run, name="sonic-completions", daemon=True)
         self.thread.start()
-
-    @classmethod
-    def get(cls) -> Completions:
-        inst = cls._instance
-        if inst is not None and inst.pid == os.getpid():
-            return inst
-        with cls._lock:
-            if cls._instance is None or cls._instance.pid != os.getpid():
-                cls._instance = Completions()
-            return cls._instance
 
     def watch(self, conn: Connection, callback: Callable[[Response | None, BaseException | None], None],
               timeout: float | None) -> None:

@@ -5,8 +5,8 @@ Configured as in CMSSW::
     process.TritonService = cms.Service("TritonService",
         verbose = cms.untracked.bool(False),
         servers = cms.VPSet(cms.PSet(name = cms.string("default"), address = cms.string("127.0.0.1"),
-                                     port = cms.uint32(8001))),
-        fallback = cms.PSet(enable = cms.bool(True), device = cms.string("auto")),
+                                     port = cms.uint32(8001), protocol = cms.string("grpc"))),
+        fallback = cms.PSet(enable = cms.bool(True), device = cms.string("auto"), protocol = cms.string("http")),
     )
 
 SONIC clients register their models (:meth:`TritonService.addModel`) when constructed. In ``beginJob`` (after

@@ -21,7 +21,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import os
 import threading
 import zlib
 from collections.abc import Callable, Sequence
@@ -32,6 +31,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from . import httpconn
+from .perprocess import PerProcess
 
 log = logging.getLogger("framework.sonic")
 
@@ -160,15 +160,12 @@ def _deadline_error() -> Exception:
 
 
 # ----------------------------------------------------------------------------- the event loop
-class EventLoopThread:
+class EventLoopThread(PerProcess):
     """The process's one asyncio loop for SONIC requests, in one daemon thread (started on first use, made
     anew in a forked child)."""
 
-    _instance: EventLoopThread | None = None
-    _lock = threading.Lock()
-
     def __init__(self) -> None:
-        self.pid = os.getpid()
+        super().__init__()
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self._run, name="sonic-io", daemon=True)
         self.thread.start()
@@ -176,16 +173,6 @@ class EventLoopThread:
     def _run(self) -> None:
         asyncio.set_event_loop(self.loop)
         self.loop.run_forever()
-
-    @classmethod
-    def get(cls) -> EventLoopThread:
-        inst = cls._instance
-        if inst is not None and inst.pid == os.getpid():
-            return inst
-        with cls._lock:
-            if cls._instance is None or cls._instance.pid != os.getpid():
-                cls._instance = EventLoopThread()
-            return cls._instance
 
     def submit(self, make: Callable[[], Any], callback: Callable[[Any, BaseException | None], None]) -> None:
         """Run the coroutine ``make()`` on the loop; ``callback(result, error)`` runs on the loop thread."""
