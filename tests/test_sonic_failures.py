@@ -62,7 +62,8 @@ def producer(model: str = "affine4", hook_at: int = -1, **client) -> cms.EDProdu
 def own_server(sonic_models):
     """A server of its own (it gets killed), on a fixed port so that a restart comes back on it."""
     repo = sonic_models["affine4"].path.parent
-    with LocalTritonServer([repo], device="cpu", grpc_port=free_port(), models=["affine4"]) as server:
+    with LocalTritonServer([repo], device="cpu", grpc_port=free_port(), http_port=free_port(),
+                           models=["affine4"]) as server:
         yield server
 
 
@@ -77,8 +78,16 @@ def kill(server: LocalTritonServer) -> int:
     return pid
 
 
-@pytest.mark.parametrize("mode, shm", [("Async", True), ("PseudoAsync", True), ("Sync", False)])
-def test_server_killed_mid_run_recovers_through_retries(own_server, mode, shm):
+def _server(server: LocalTritonServer, protocol: str) -> cms.PSet:
+    port = server.http_port if protocol == "http" else server.grpc_port
+    return cms.PSet(name=cms.string("default"), address=cms.string("127.0.0.1"), port=cms.uint32(port),
+                    protocol=cms.string(protocol))
+
+
+@pytest.mark.parametrize("mode, shm, protocol", [("Async", True, "grpc"), ("PseudoAsync", True, "grpc"),
+                                                 ("Sync", False, "grpc"), ("Async", True, "http"),
+                                                 ("Sync", False, "http")])
+def test_server_killed_mid_run_recovers_through_retries(own_server, mode, shm, protocol):
     port = own_server.grpc_port
     restarted = threading.Event()
 
@@ -95,9 +104,10 @@ def test_server_killed_mid_run_recovers_through_retries(own_server, mode, shm):
     SonicTestKillProducer.hook = kill_and_restart
     process = make_process({"m": producer(hook_at=4, mode=mode, useSharedMemory=shm, allowedTries=8,
                                           retryDelay=0.25)}, events=10, streams=2,
-                           servers=[server_pset("default", port)])
+                           servers=[_server(own_server, protocol)])
     report, products = run(process)
-    assert restarted.is_set() and own_server.grpc_port == port
+    # the job may finish while restart() still polls for readiness: wait for it before looking at the ports
+    assert restarted.wait(60) and own_server.grpc_port == port
     assert report.processed == 10
     for ev in range(1, 11):
         x = np.full((1 + ev % 4, 4), ev, dtype=np.float32)
@@ -105,12 +115,12 @@ def test_server_killed_mid_run_recovers_through_retries(own_server, mode, shm):
     assert client_shm_segments() == [] and live_regions() == []
 
 
-@pytest.mark.parametrize("mode", ["Async", "Sync"])
-def test_server_killed_with_one_try_fails_cleanly(own_server, mode):
-    port = own_server.grpc_port
+@pytest.mark.parametrize("mode, protocol", [("Async", "grpc"), ("Sync", "grpc"), ("Async", "http"), ("Sync", "http")])
+def test_server_killed_with_one_try_fails_cleanly(own_server, mode, protocol):
+    port = own_server.http_port if protocol == "http" else own_server.grpc_port
     SonicTestKillProducer.hook = lambda: kill(own_server)
     process = make_process({"m": producer(hook_at=3, mode=mode, allowedTries=1)}, events=6,
-                           servers=[server_pset("default", port)])
+                           servers=[_server(own_server, protocol)])
     with pytest.raises(FrameworkError) as info:
         run(process)
     message = str(info.value)
