@@ -116,22 +116,9 @@ _SLEEP_MODEL_PY = textwrap.dedent('''\
 
 def make_sum_model(repo: Path, name: str, n: int) -> None:
     """``OUTPUT [1] = ReduceSum(INPUT [n])``, FP32, no batching: a big input with a small output."""
-    import onnx
-    from onnx import TensorProto, helper
+    from bench_sonic import make_vector_model
 
-    from tests.onnx_models import IR_VERSION, OPSET, TensorSpec, write_config
-
-    node = helper.make_node("ReduceSum", ["INPUT"], ["OUTPUT"], keepdims=1)
-    graph = helper.make_graph([node], name, [helper.make_tensor_value_info("INPUT", TensorProto.FLOAT, [n])],
-                              [helper.make_tensor_value_info("OUTPUT", TensorProto.FLOAT, [1])])
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)])
-    model.ir_version = IR_VERSION
-    path = repo / name / "1" / "model.onnx"
-    path.parent.mkdir(parents=True)
-    onnx.save(model, str(path))
-    f32 = np.dtype("float32")
-    write_config(repo / name, name, [TensorSpec("INPUT", [n], f32)], [TensorSpec("OUTPUT", [1], f32)],
-                 max_batch_size=0, dynamic_batching=False)
+    make_vector_model(repo, name, "ReduceSum", n, 1, keepdims=1)
 
 
 def make_sleep_model(repo: Path, name: str, delay_s: float, instances: int) -> None:

@@ -46,25 +46,30 @@ VARIANTS = ("onnxruntime", "bare-grpc", "bare-shm", "sonic-grpc", "sonic-shm")
 
 
 # ----------------------------------------------------------------------------- model
-def make_identity_model(repo: Path, name: str, n: int) -> Path:
-    """``OUTPUT = Identity(INPUT)``, FP32 [n], no batching; returns the ONNX file."""
+def make_vector_model(repo: Path, name: str, op: str, n: int, n_out: int, **attrs: int) -> Path:
+    """``OUTPUT [n_out] = op(INPUT [n])`` (one ONNX node), FP32, no batching; returns the ONNX file."""
     import onnx
     from onnx import TensorProto, helper
 
     from tests.onnx_models import IR_VERSION, OPSET, TensorSpec, write_config
 
-    graph = helper.make_graph([helper.make_node("Identity", ["INPUT"], ["OUTPUT"])], name,
+    graph = helper.make_graph([helper.make_node(op, ["INPUT"], ["OUTPUT"], **attrs)], name,
                               [helper.make_tensor_value_info("INPUT", TensorProto.FLOAT, [n])],
-                              [helper.make_tensor_value_info("OUTPUT", TensorProto.FLOAT, [n])])
+                              [helper.make_tensor_value_info("OUTPUT", TensorProto.FLOAT, [n_out])])
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)])
     model.ir_version = IR_VERSION
     path = repo / name / "1" / "model.onnx"
     path.parent.mkdir(parents=True)
     onnx.save(model, str(path))
     f32 = np.dtype("float32")
-    write_config(repo / name, name, [TensorSpec("INPUT", [n], f32)], [TensorSpec("OUTPUT", [n], f32)],
+    write_config(repo / name, name, [TensorSpec("INPUT", [n], f32)], [TensorSpec("OUTPUT", [n_out], f32)],
                  max_batch_size=0, dynamic_batching=False)
     return path
+
+
+def make_identity_model(repo: Path, name: str, n: int) -> Path:
+    """``OUTPUT = Identity(INPUT)``, FP32 [n], no batching; returns the ONNX file."""
+    return make_vector_model(repo, name, "Identity", n, n)
 
 
 # ----------------------------------------------------------------------------- runners

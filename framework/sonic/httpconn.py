@@ -221,9 +221,6 @@ class HttpResult:
             return np.array(out["data"], dtype=dtype).reshape(shape)
         return None
 
-    def get_output(self, name: str) -> Any:
-        return self._outputs.get(name)
-
 
 def decode_body(response: Response) -> bytes:
     encoding = response.headers.get("content-encoding", "")

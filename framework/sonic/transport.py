@@ -153,12 +153,6 @@ def is_unsupported(exc: BaseException) -> bool:
     return False
 
 
-def _deadline_error() -> Exception:
-    from tritonclient.utils import InferenceServerException
-
-    return InferenceServerException(msg="Deadline Exceeded", status="StatusCode.DEADLINE_EXCEEDED")
-
-
 # ----------------------------------------------------------------------------- the event loop
 class EventLoopThread(PerProcess):
     """The process's one asyncio loop for SONIC requests, in one daemon thread (started on first use, made
@@ -199,10 +193,6 @@ class EventLoopThread(PerProcess):
                     else future.set_result(result))
         return future.result(timeout)
 
-    def call_later(self, delay: float, fn: Callable[[], None]) -> None:
-        """Call ``fn()`` on the loop thread after *delay* seconds."""
-        self.loop.call_soon_threadsafe(self.loop.call_later, delay, fn)
-
 
 # ----------------------------------------------------------------------------- requests
 @dataclass
@@ -224,10 +214,6 @@ class ModelMetadata:
 
     inputs: list[tuple[str, str, list[int]]]
     outputs: list[tuple[str, str, list[int]]]
-
-
-def _stats_from_dict(d: dict) -> list[dict]:
-    return list(d.get("model_stats", []))
 
 
 class Transport:
@@ -285,6 +271,29 @@ class Transport:
 
     def close(self) -> None:
         raise NotImplementedError
+
+
+def client_tensors(lib: Any, inputs: list[TensorSpec], outputs: list[TensorSpec] | None,
+                   **data: Any) -> tuple[list[Any], list[Any] | None]:
+    """``tritonclient.<lib>`` ``InferInput``s and ``InferRequestedOutput``s of a request (*lib*: the
+    ``tritonclient.grpc`` or ``tritonclient.http`` module; *data*: e.g. ``binary_data=`` for HTTP)."""
+    tensors = []
+    for spec in inputs:
+        tensor = lib.InferInput(spec.name, list(spec.shape), spec.datatype)
+        if spec.region:
+            tensor.set_shared_memory(spec.region, spec.nbytes, spec.offset)
+        else:
+            tensor.set_data_from_numpy(spec.array, **data)
+        tensors.append(tensor)
+    if outputs is None:
+        return tensors, None
+    requested = []
+    for spec in outputs:
+        out = lib.InferRequestedOutput(spec.name, **data)
+        if spec.region:
+            out.set_shared_memory(spec.region, spec.nbytes, spec.offset)
+        requested.append(out)
+    return tensors, requested
 
 
 # ----------------------------------------------------------------------------- gRPC
@@ -351,7 +360,7 @@ class GrpcTransport(Transport):
         from google.protobuf import json_format
 
         response = self._sync.get_inference_statistics(model, "", client_timeout=CONTROL_TIMEOUT)
-        return _stats_from_dict(json_format.MessageToDict(response, preserving_proto_field_name=True))
+        return json_format.MessageToDict(response, preserving_proto_field_name=True).get("model_stats", [])
 
     def register_shm(self, name: str, key: str, size: int) -> None:
         self._sync.register_system_shared_memory(name, key, size, client_timeout=CONTROL_TIMEOUT)
@@ -363,22 +372,7 @@ class GrpcTransport(Transport):
                      outputs: list[TensorSpec] | None) -> Any:
         import tritonclient.grpc as grpcclient
 
-        tensors = []
-        for spec in inputs:
-            tensor = grpcclient.InferInput(spec.name, list(spec.shape), spec.datatype)
-            if spec.region:
-                tensor.set_shared_memory(spec.region, spec.nbytes, spec.offset)
-            else:
-                tensor.set_data_from_numpy(spec.array)
-            tensors.append(tensor)
-        requested = None
-        if outputs is not None:
-            requested = []
-            for spec in outputs:
-                out = grpcclient.InferRequestedOutput(spec.name)
-                if spec.region:
-                    out.set_shared_memory(spec.region, spec.nbytes, spec.offset)
-                requested.append(out)
+        tensors, requested = client_tensors(grpcclient, inputs, outputs)
         return (model, version, tensors, requested)
 
     def infer(self, request: Any, timeout: float | None) -> Any:
@@ -537,7 +531,7 @@ class HttpTransport(Transport):
         return True
 
     def statistics(self, model: str) -> list[dict]:
-        return _stats_from_dict(self._request("GET", self._model_path(model, "") + "/stats"))
+        return (self._request("GET", self._model_path(model, "") + "/stats") or {}).get("model_stats", [])
 
     def register_shm(self, name: str, key: str, size: int) -> None:
         from urllib.parse import quote
@@ -558,23 +552,7 @@ class HttpTransport(Transport):
             return self._binary_request(model, version, inputs, outputs)
         import tritonclient.http as httpclient
 
-        binary = not self.json
-        tensors = []
-        for spec in inputs:
-            tensor = httpclient.InferInput(spec.name, list(spec.shape), spec.datatype)
-            if spec.region:
-                tensor.set_shared_memory(spec.region, spec.nbytes, spec.offset)
-            else:
-                tensor.set_data_from_numpy(spec.array, binary_data=binary)
-            tensors.append(tensor)
-        requested = None
-        if outputs is not None:
-            requested = []
-            for spec in outputs:
-                out = httpclient.InferRequestedOutput(spec.name, binary_data=binary)
-                if spec.region:
-                    out.set_shared_memory(spec.region, spec.nbytes, spec.offset)
-                requested.append(out)
+        tensors, requested = client_tensors(httpclient, inputs, outputs, binary_data=not self.json)
         body, json_size = httpclient.InferenceServerClient.generate_request_body(tensors, outputs=requested)
         if isinstance(body, str):
             body = body.encode()
