@@ -251,9 +251,9 @@ class TestBranchSpy(EDAnalyzer):
     parameters = {}
 
     def analyze(self, event) -> None:
-        chunk = event._src.chunk
+        chunk = event.batch
         SEEN.setdefault(self.label, []).append(
-            (int(event.id.event), frozenset(chunk._columns), (chunk.file_name, chunk.start, chunk.stop))
+            (int(event.id.event), chunk.loaded, (chunk.file_name, chunk.start, chunk.stop))
         )
 
 

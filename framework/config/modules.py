@@ -14,6 +14,10 @@ class _Module(PSet):
 
     _kind = "module"
 
+    def kind_(self) -> str:
+        """What the declaration is: "producer", "filter", "analyzer", "output", "source", "service", ..."""
+        return self._kind
+
     def __init__(self, type_: str, *args: Any, **params: Any):
         if not isinstance(type_, str) or not type_:
             raise ConfigurationError(f"cms.{type(self).__name__} needs a type name string first, got {type_!r}")

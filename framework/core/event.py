@@ -1,14 +1,23 @@
-"""``Event``: what a module sees of one event — input branches and products."""
+"""``Event``: what a module sees of one event — input branches, the input batch, products.
+
+An ``Event`` is a view of the framework's :class:`~framework.core.principal.EventPrincipal` for one
+module (CMSSW's ``edm::Event``): ``put`` stores under that module's label, ``get`` reads any product and
+runs an on-demand producer that has not run yet. ``batch`` gives the block of consecutive input events
+this event was read with, so a producer can compute something once for all of them (vectorised) and
+take this event's share with ``batchIndex``.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from ..exceptions import ProductNotFoundError, did_you_mean
 
 if TYPE_CHECKING:
-    from .processor import EventProcessor
+    from ..io.chunk import Chunk
+    from .principal import EventPrincipal
 
 
 class EventID(NamedTuple):
@@ -27,86 +36,105 @@ def split_tag(tag: str) -> tuple[str, str]:
 
 
 class Event:
-    """One event in flight. ``index`` is its position in this job (0-based, after skipEvents),
-    ``entry`` its entry in its input file."""
+    """One event as module ``label`` sees it."""
 
-    __slots__ = (
-        "index", "entry", "id", "fileName", "_src", "_products", "_current", "_processor", "_stream",
-        "_done", "filterResults", "pathResults",
-    )
+    __slots__ = ("_principal", "_label")
 
-    def __init__(self, index: int, src: Any, processor: EventProcessor | None = None, stream: int = 0):
-        self.index = index
-        self._src = src
-        self.entry = src.entry
-        self.id = EventID(*src.event_id())
-        self.fileName = src.file_name
-        self._products: dict[tuple[str, str], Any] = {}
-        self._current: str | None = None
-        self._processor = processor
-        self._stream = stream
-        self._done: set[str] = set()
-        self.filterResults: dict[str, bool] = {}
-        self.pathResults: dict[str, bool] = {}
+    def __init__(self, principal: EventPrincipal, label: str | None = None):
+        self._principal = principal
+        self._label = label
+
+    # ------------------------------------------------------------------ identity
+    @property
+    def index(self) -> int:
+        """Position of the event in this job (0-based, after skipEvents)."""
+        return self._principal.index
+
+    @property
+    def entry(self) -> int:
+        """Entry of the event in its input file."""
+        return self._principal.source.entry
+
+    @property
+    def id(self) -> EventID:
+        return self._principal.id
+
+    @property
+    def fileName(self) -> str:
+        return self._principal.source.file_name
 
     # ------------------------------------------------------------------ input
     def getBranch(self, name: str) -> Any:
         """This event's value of input branch *name*: a numpy array for a jagged branch
         (``Jet_pt``), a numpy scalar for a flat one (``nJet``, ``MET_pt``)."""
-        return self._src.branch(name)
+        return self._principal.source.branch(name)
 
     def getBranches(self, names: Iterable[str]) -> dict[str, Any]:
         """Several branches at once, as a dict."""
-        return {n: self._src.branch(n) for n in names}
+        src = self._principal.source
+        return {n: src.branch(n) for n in names}
+
+    @property
+    def batch(self) -> Chunk:
+        """The block of consecutive input events this event was read with (``len(batch)`` events):
+        ``batch.column(name)`` gives a branch over all of them (flat ``content`` + ``offsets``),
+        ``batch.cached(key, factory)`` computes a value once for the whole batch, shared by all streams.
+        This event is number :attr:`batchIndex` in it."""
+        return self._principal.source.batch
+
+    @property
+    def batchIndex(self) -> int:
+        """Position of this event in :attr:`batch`."""
+        return self._principal.source.local
 
     # ------------------------------------------------------------------ products
     def put(self, value: Any, instance: str = "") -> None:
-        """Store a product of the running module under (its label, *instance*)."""
-        if self._current is None:
+        """Store a product of this module under (its label, *instance*)."""
+        if self._label is None:
             raise RuntimeError("Event.put called outside a module's produce/filter")
-        key = (self._current, instance)
-        if key in self._products:
-            raise RuntimeError(f"product '{self._current}:{instance}' was already put for this event")
-        self._products[key] = value
+        key = (self._label, instance)
+        products = self._principal.products
+        if key in products:
+            raise RuntimeError(f"product '{self._label}:{instance}' was already put for this event")
+        products[key] = value
 
-    def get(self, tag: str, instance: str | None = None) -> Any:
-        """The product ``"label"`` or ``"label:instance"``. A producer in a Task runs now if it has
-        not yet run for this event."""
+    def get(self, tag: Any, instance: str | None = None) -> Any:
+        """The product ``"label"`` or ``"label:instance"`` (or a ``cms.InputTag``). A producer in a
+        Task runs now if it has not yet run for this event."""
         label, inst = split_tag(tag)
         if instance is not None:
             inst = instance
         key = (label, inst)
+        principal = self._principal
         try:
-            return self._products[key]
+            return principal.products[key]
         except KeyError:
             pass
-        if self._processor is not None and label not in self._done and self._processor.can_run_on_demand(label):
-            current = self._current
-            try:
-                self._processor.run_on_demand(self, label)
-            finally:
-                self._current = current
-            if key in self._products:
-                return self._products[key]
+        resolver = principal.resolver
+        if resolver is not None and label not in principal.done and resolver.resolve(principal, label):
+            if key in principal.products:
+                return principal.products[key]
         raise ProductNotFoundError(self._not_found_message(label, inst))
 
     getByLabel = get
 
-    def has(self, tag: str) -> bool:
-        return split_tag(tag) in self._products
+    def has(self, tag: Any) -> bool:
+        """Whether the product is already there (runs nothing)."""
+        return split_tag(tag) in self._principal.products
 
-    def products(self) -> dict[tuple[str, str], Any]:
-        return self._products
+    def products(self) -> Mapping[tuple[str, str], Any]:
+        """Every product of the event so far, by (label, instance); read-only."""
+        return MappingProxyType(self._principal.products)
 
     def _not_found_message(self, label: str, instance: str) -> str:
-        made = sorted({f"{lab}:{ins}" if ins else lab for lab, ins in self._products})
+        made = sorted({f"{lab}:{ins}" if ins else lab for lab, ins in self._principal.products})
         tag = f"{label}:{instance}" if instance else label
         msg = f"no product '{tag}' in {self.where()}."
         same_label = [m for m in made if m.split(":", 1)[0] == label]
         if same_label:
             msg += f" Module '{label}' made: {', '.join(same_label)}."
-        elif self._processor is not None:
-            msg += self._processor.explain_missing(label)
+        elif self._principal.resolver is not None:
+            msg += self._principal.resolver.explain_missing(label)
         else:
             msg += did_you_mean(label, [m.split(":", 1)[0] for m in made])
         if made and not same_label:

@@ -19,10 +19,10 @@ from typing import Any
 
 from ..config.modules import _Module
 from ..config.process import Process
+from ..config.sequences import EndPath
 from ..config.types import InputTag, PSet, VInputTag, VPSet
 from ..exceptions import ConfigurationError, FrameworkError, ModuleError
 from . import services as service_registry
-from .event import Event
 from .module import (
     EDAnalyzer,
     EDFilter,
@@ -32,19 +32,14 @@ from .module import (
     WaitingTaskHolder,
 )
 from .params import Params, check_parameters
+from .principal import EventPrincipal
 from .registry import lookup
 from .timing import ModuleTiming, TimingSummary
 
 log = logging.getLogger(__name__)
 
-_DECL_KIND = {
-    "EDProducer": "producer",
-    "EDFilter": "filter",
-    "EDAnalyzer": "analyzer",
-    "OutputModule": "output",
-    "Source": "source",
-    "Service": "service",
-}
+# declaration kinds that map to a module base class (registry kinds)
+_MODULE_KINDS = ("producer", "filter", "analyzer", "output", "source", "service")
 
 
 def _input_tags(value: Any) -> Iterable[str]:
@@ -63,7 +58,7 @@ def _input_tags(value: Any) -> Iterable[str]:
 
 def build_module(decl: _Module, label: str) -> tuple[type, Params]:
     """Resolve a declaration to its class and checked parameters (configuration-time checks)."""
-    kind = _DECL_KIND.get(type(decl).__name__)
+    kind = decl.kind_() if decl.kind_() in _MODULE_KINDS else None
     cls = lookup(decl.type_(), kind)
     where = f"module '{label}' ({decl.type_()})" if kind not in ("source", "service") else f"{kind} {decl.type_()}"
     values = check_parameters(cls.parameters, decl.parameters_(), where)
@@ -149,7 +144,7 @@ class EventProcessor:
                     raise ConfigurationError(f"path '{name}' holds a module not attached to the process: {decl!r}")
                 self._add_module(label, decl, on_demand=False)
                 labels.append(label)
-            self.paths.append((name, labels, type(path).__name__ == "EndPath"))
+            self.paths.append((name, labels, isinstance(path, EndPath)))
         for decl in p.unscheduledModules_():
             label = decl.label_()
             if label is None:
@@ -179,10 +174,23 @@ class EventProcessor:
         consumes = sorted(set(_input_tags_of(decl)) - {label})
         self.modules[label] = ModuleInfo(label, decl, cls, params, consumes, on_demand)
 
-    # ------------------------------------------------------------------ on demand
-    def can_run_on_demand(self, label: str) -> bool:
+    # ------------------------------------------------------------------ on demand (the events' ProductResolver)
+    def resolve(self, principal: EventPrincipal, label: str) -> bool:
+        """Run the unscheduled producer *label* now, blocking on its external work if it has any (used
+        when a module reads a product it did not declare with a cms.InputTag); False if *label* does not
+        run on demand."""
         info = self.modules.get(label)
-        return info is not None and info.on_demand
+        if info is None or not info.on_demand:
+            return False
+        gen = self._run_module(principal, label)
+        try:
+            holder = next(gen)
+            while True:
+                holder.wait()
+                holder = gen.send(None)
+        except StopIteration:
+            pass
+        return True
 
     def explain_missing(self, label: str) -> str:
         if label in self.modules:
@@ -200,33 +208,22 @@ class EventProcessor:
 
         return f" No module is labelled '{label}'.{did_you_mean(label, list(self.modules))}"
 
-    def run_on_demand(self, event: Event, label: str) -> None:
-        """Run an unscheduled producer now, blocking on its external work if it has any (used when a
-        module reads a product it did not declare with a cms.InputTag)."""
-        gen = self._run_module(event, label)
-        try:
-            holder = next(gen)
-            while True:
-                holder.wait()
-                holder = gen.send(None)
-        except StopIteration:
-            pass
-
     # ------------------------------------------------------------------ running one event
-    def _run_module(self, event: Event, label: str) -> Generator[WaitingTaskHolder, None, None]:
-        if label in event._done:
+    def _run_module(self, principal: EventPrincipal, label: str) -> Generator[WaitingTaskHolder, None, None]:
+        if label in principal.done:
             return
         info = self.modules[label]
         for dep in info.consumes:
             dinfo = self.modules.get(dep)
-            if dinfo is not None and dinfo.on_demand and dep not in event._done:
-                yield from self._run_module(event, dep)
-        event._done.add(label)
-        timing = self._timings[event._stream].get(label)
+            if dinfo is not None and dinfo.on_demand and dep not in principal.done:
+                yield from self._run_module(principal, dep)
+        principal.done.add(label)
+        stream = principal.stream
+        timing = self._timings[stream].get(label)
         if timing is None:
-            timing = self._timings[event._stream][label] = ModuleTiming(label, info.decl.type_())
-        module = info.instances[event._stream] if len(info.instances) > 1 else info.instances[0]
-        event._current = label
+            timing = self._timings[stream][label] = ModuleTiming(label, info.decl.type_())
+        module = info.instances[stream] if len(info.instances) > 1 else info.instances[0]
+        event = principal.view(label)
         now = time.perf_counter
         try:
             t0 = now()
@@ -237,7 +234,6 @@ class EventProcessor:
                 timing.acquire += t1 - t0
                 if not holder.done:
                     yield holder
-                    event._current = label
                 t2 = now()
                 timing.wait += max(0.0, (holder.t_done or t2) - t1)
                 if holder.exception is not None:
@@ -248,7 +244,7 @@ class EventProcessor:
                 module.produce(event)
                 timing.produce += now() - t0
             elif info.kind == "filter":
-                event.filterResults[label] = bool(module.filter(event))
+                principal.filterResults[label] = bool(module.filter(event))
                 timing.produce += now() - t0
             elif info.kind == "analyzer":
                 with info.lock:
@@ -261,10 +257,8 @@ class EventProcessor:
             raise ModuleError(
                 _describe_exception(e), label=label, type_=info.decl.type_(), where=f"on {event.where()}", cause=e
             ) from e
-        finally:
-            event._current = None
 
-    def _process_event(self, event: Event) -> Generator[WaitingTaskHolder, None, None]:
+    def _process_event(self, event: EventPrincipal) -> Generator[WaitingTaskHolder, None, None]:
         for name, labels, is_end in self.paths:
             accepted = True
             for label in labels:
@@ -374,7 +368,7 @@ class EventProcessor:
     def _loop(self, report: JobReport) -> None:
         self._source_lock = threading.Lock()
         self._out_lock = threading.Lock()
-        self._pending: dict[int, Event] = {}
+        self._pending: dict[int, EventPrincipal] = {}
         self._next_write = 0
         self._n_read = 0
         self._streams_left = self.n_streams
@@ -409,7 +403,7 @@ class EventProcessor:
         for w in self.source.warnings():
             report.warnings.append(w)
 
-    def _next_event(self, stream: int) -> Event | None:
+    def _next_event(self, stream: int) -> EventPrincipal | None:
         if self._stop:
             return None
         with self._source_lock:
@@ -424,7 +418,7 @@ class EventProcessor:
                 return None
             idx = self._n_read
             self._n_read += 1
-        return Event(idx, src, self, stream)
+        return EventPrincipal(idx, src, self, stream)
 
     def _stream_step(self, state: _StreamState) -> None:
         try:
@@ -468,7 +462,7 @@ class EventProcessor:
             if self._streams_left <= 0:
                 self._all_done.set()
 
-    def _event_done(self, event: Event) -> None:
+    def _event_done(self, event: EventPrincipal) -> None:
         with self._out_lock:
             if self._failure is not None:
                 return
@@ -480,7 +474,7 @@ class EventProcessor:
         if self.progress:
             self.progress(self.report.processed, None)
 
-    def _commit(self, event: Event) -> None:
+    def _commit(self, event: EventPrincipal) -> None:
         """Called in input order, under the output lock."""
         report = self.report
         report.processed += 1
@@ -493,13 +487,14 @@ class EventProcessor:
             if select and not any(event.pathResults.get(p, False) for p in select):
                 continue
             t0 = time.perf_counter()
+            view = event.view(info.label)
             try:
-                out.write(event)
+                out.write(view)
             except FrameworkError:
                 raise
             except Exception as e:
                 raise ModuleError(
-                    _describe_exception(e), label=info.label, type_=info.decl.type_(), where=f"writing {event.where()}", cause=e
+                    _describe_exception(e), label=info.label, type_=info.decl.type_(), where=f"writing {view.where()}", cause=e
                 ) from e
             timing = self._timings[0].setdefault(info.label, ModuleTiming(info.label, info.decl.type_()))
             timing.calls += 1
@@ -529,7 +524,7 @@ class _StreamState:
     def __init__(self, stream: int):
         self.stream = stream
         self.gen: Generator[WaitingTaskHolder, None, None] | None = None
-        self.event: Event | None = None
+        self.event: EventPrincipal | None = None
 
 
 def _input_tags_of(decl: _Module) -> Iterable[str]:

@@ -68,6 +68,19 @@ class Chunk:
         self._cache: dict[Any, _CacheEntry] = {}
         self._lock = threading.Lock()
 
+    def __len__(self) -> int:
+        """Number of events (entries) in the chunk."""
+        return self.stop - self.start
+
+    @property
+    def loaded(self) -> frozenset[str]:
+        """Names of the branches read so far for this chunk."""
+        return frozenset(self._columns)
+
+    def columns(self, names: Iterable[str]) -> dict[str, Column]:
+        """Several branches over the chunk, by name."""
+        return {n: self.column(n) for n in names}
+
     def preload(self, names: Iterable[str]) -> None:
         missing = [n for n in names if n not in self._columns]
         if missing:
@@ -101,8 +114,16 @@ class Chunk:
         return entry.value
 
 
+def _no_branches(names: list[str], start: int, stop: int) -> dict[str, Column]:
+    from ..exceptions import InputError
+
+    raise InputError(f"branch '{names[0]}' asked for, but the source (EmptySource) has no input branches")
+
+
 class SourceEvent:
-    """Where an event's input lives: a chunk and the entry in it."""
+    """Where an event's input lives: a chunk and the entry in it (``local``: its index in the chunk).
+    A source without input branches (EmptySource) gives no chunk; :attr:`batch` is then a batch of this
+    one event whose branches do not exist."""
 
     __slots__ = ("chunk", "local", "entry", "file_name", "_id")
 
@@ -113,12 +134,15 @@ class SourceEvent:
         self.file_name = file_name
         self._id = event_id
 
-    def branch(self, name: str) -> Any:
+    @property
+    def batch(self) -> Chunk:
         if self.chunk is None:
-            from ..exceptions import InputError
+            self.chunk = Chunk(self.file_name, self.entry, self.entry + 1, _no_branches)
+            self.local = 0
+        return self.chunk
 
-            raise InputError(f"branch '{name}' asked for, but the source (EmptySource) has no input branches")
-        return self.chunk.column(name).value(self.local)
+    def branch(self, name: str) -> Any:
+        return self.batch.column(name).value(self.local)
 
     def event_id(self) -> tuple[int, int, int]:
         if self._id is None:

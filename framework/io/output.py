@@ -148,11 +148,11 @@ class RootOutputModule(OutputModule):
         # consecutive events of the same chunk are taken with one fancy index per branch
         groups: list[tuple[Any, list[int]]] = []
         for ev in events:
-            chunk = ev._src.chunk
+            chunk = ev.batch
             if groups and groups[-1][0] is chunk:
-                groups[-1][1].append(ev._src.local)
+                groups[-1][1].append(ev.batchIndex)
             else:
-                groups.append((chunk, [ev._src.local]))
+                groups.append((chunk, [ev.batchIndex]))
         for chunk, idx in groups:
             ia = np.asarray(idx, dtype=np.int64)
             for b in self._inputs:
