@@ -8,8 +8,8 @@ and DeepMET, the ML producers run in-process (direct) or via SONIC (Triton).
 """
 
 import framework.config as cms
-from configs.modifiers import allSonicTriton
 from framework.config import options
+from framework.modifiers import allSonicTriton
 from producers.deepmet import cff as deepmet
 from producers.particle_transformer_ak4 import cff as part
 

@@ -186,21 +186,16 @@ def write_report(out_dir: str, diffs: list[BranchDiff], runs: dict[str, Any], pl
 
 def run_both(config: str, args: list[str], out_dir: str) -> dict[str, Any]:
     """Run *config* direct and with SONIC switched on (allSonicTriton), outputs in *out_dir*."""
-    from .config import process as process_module
+    from .modifiers import allSonicTriton
     from .runner import run_config
 
     server_args = [a for a in args if a.split("=", 1)[0] in ("address", "port", "protocol")]
     common = [a for a in args if a not in server_args and not a.startswith("outputFile=")]
-    from configs.modifiers import allSonicTriton
 
     runs: dict[str, Any] = {}
     for name, extra, modifiers in (("direct", [], []), ("sonic", server_args, [allSonicTriton])):
         out = os.path.join(out_dir, f"{name}.root")
-        process_module._extra_modifiers[:] = modifiers
-        try:
-            report, _ = run_config(config, common + extra + [f"outputFile={out}"], progress=False)
-        finally:
-            process_module._extra_modifiers[:] = []
+        report, _ = run_config(config, common + extra + [f"outputFile={out}"], progress=False, modifiers=modifiers)
         runs[name] = {"output": out, "processed": report.processed, "timing": report.timing.to_dict()}
         log.info("%s: %d events, %.1f events/s", name, report.processed, runs[name]["timing"]["events_per_s"])
     return runs

@@ -1,46 +1,139 @@
-"""Loading a config file with its ``key=value`` options, as ``cmsRun cfg.py key=value`` does."""
+"""Loading a config file with its ``key=value`` options, as ``cmsRun cfg.py key=value`` does.
+
+``load_config(path, args, modifiers=..., customise=...)``: process modifiers chosen for the Process
+the config creates (as ``procModifiers=`` does on the command line), and customisation functions
+applied after the config (as ``customise=module.function`` does; cmsDriver's ``--customise``).
+"""
 
 from __future__ import annotations
 
+import importlib
 import os
+import pkgutil
 import runpy
 import sys
 import traceback
+from collections.abc import Callable, Iterable
 
 from .config import varparsing
-from .config.modifiers import reset_all
+from .config.modifiers import Modifier, configuring
 from .config.process import Process
-from .exceptions import ConfigurationError, FrameworkError
+from .exceptions import ConfigurationError, FrameworkError, did_you_mean
+
+Customisation = str | Callable[[Process], Process | None]
 
 
-def load_config(path: str, args: list[str]) -> tuple[Process, varparsing.Options]:
-    """Execute the config at *path* with the command-line *args*; apply the standard options
-    (maxEvents, inputFiles, ...) to its process and return ``(process, options)``."""
+def load_config(path: str, args: Iterable[str] = (), *, modifiers: Iterable[Modifier] = (),
+                customise: Iterable[Customisation] = ()) -> tuple[Process, varparsing.Options]:
+    """Execute the config at *path* with the command-line *args* and return ``(process, options)``.
+
+    *modifiers* (then those of ``procModifiers=``) are chosen for the Process the config creates, for
+    this load only. *customise* (then ``customise=``): functions ``f(process)``, or ``"module.function"``
+    names, applied in order after the config; each returns the process (None keeps it). Last, the
+    standard options (maxEvents, inputFiles, ...) are applied to the process.
+    """
+    args = list(args)
     if not os.path.isfile(path):
         raise ConfigurationError(f"config file not found: {path}")
     opts = varparsing.reset(args)
-    reset_all()
+    from_cli = opts.peek("procModifiers")
+    chosen = list(modifiers)
+    if from_cli:
+        from . import modifiers as modifier_package
+
+        chosen += modifier_package.by_name(from_cli)
+    customisations = [*customise, *opts.peek("customise")]
     old_argv = sys.argv
     sys.argv = [path, *args]
     try:
-        namespace = runpy.run_path(path, run_name="__config__")
-    except (FrameworkError, varparsing.OptionsHelp):
-        raise
-    except SystemExit:
-        raise
-    except BaseException as e:  # noqa: BLE001
-        frames = [f for f in traceback.extract_tb(e.__traceback__) if os.path.abspath(f.filename) == os.path.abspath(path)]
-        where = f" (line {frames[-1].lineno}: {frames[-1].line})" if frames else ""
-        raise ConfigurationError(f"error in config {path}{where}: {type(e).__name__}: {e}") from e
+        process = execute_config(path, modifiers=chosen)
+        opts = varparsing.current()
+        opts.parseArguments()
+        process = apply_customisations(process, customisations)
     finally:
         sys.argv = old_argv
+    apply_standard_options(process, opts)
+    return process, opts
+
+
+def execute_config(path: str, *, modifiers: Iterable[Modifier] = ()) -> Process:
+    """Run the config file at *path* (its options are not checked) with *modifiers* chosen for the
+    Process it creates, besides those of an enclosing load; return that Process. A wrapper config
+    (configs/run_sonic.py) runs the config it wraps with this."""
+    with configuring(extra=modifiers):
+        try:
+            namespace = runpy.run_path(path, run_name="__config__")
+        except (FrameworkError, varparsing.OptionsHelp, SystemExit):
+            raise
+        except BaseException as e:  # noqa: BLE001
+            frames = [f for f in traceback.extract_tb(e.__traceback__)
+                      if os.path.abspath(f.filename) == os.path.abspath(path)]
+            where = f" (line {frames[-1].lineno}: {frames[-1].line})" if frames else ""
+            raise ConfigurationError(f"error in config {path}{where}: {type(e).__name__}: {e}") from e
     process = namespace.get("process")
     if not isinstance(process, Process):
         raise ConfigurationError(f"config {path} defines no 'process = cms.Process(...)'")
-    opts = varparsing.current()
-    opts.parseArguments()
-    apply_standard_options(process, opts)
-    return process, opts
+    return process
+
+
+def apply_customisations(process: Process, customisations: Iterable[Customisation]) -> Process:
+    """Apply each customisation in order: ``process = f(process)`` (a None return keeps the process).
+    They run with *process* as the process being configured, so its modifiers act in them."""
+    for item in customisations:
+        func = resolve_customisation(item) if isinstance(item, str) else item
+        name = item if isinstance(item, str) else getattr(item, "__qualname__", repr(item))
+        if not callable(func):
+            raise ConfigurationError(f"customise: {item!r} is neither a function nor a 'module.function' name")
+        with configuring(process):
+            try:
+                result = func(process)
+            except FrameworkError:
+                raise
+            except Exception as e:  # noqa: BLE001
+                raise ConfigurationError(f"customisation {name} failed: {type(e).__name__}: {e}") from e
+        if result is not None:
+            if not isinstance(result, Process):
+                raise ConfigurationError(
+                    f"customisation {name} returned {result!r}: a customisation returns the process (or None)"
+                )
+            process = result
+    return process
+
+
+def resolve_customisation(spec: str) -> Callable[[Process], Process | None]:
+    """The function named ``module.function`` (``pkg/module.function`` too, as cmsDriver writes it)."""
+    module_name, _, func_name = spec.strip().replace("/", ".").rpartition(".")
+    if not module_name or not func_name.isidentifier():
+        raise ConfigurationError(
+            f"customise={spec!r}: expected module.function: a function f(process) in an importable module, "
+            "e.g. customise=mypackage.mycustoms.useCpu"
+        )
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as e:
+        if not e.name or not (module_name == e.name or module_name.startswith(e.name + ".")):
+            raise ConfigurationError(f"customise={spec!r}: importing {module_name} failed: {e}") from e
+        parent, _, leaf = e.name.rpartition(".")
+        try:
+            search = importlib.import_module(parent).__path__ if parent else None
+        except (ImportError, AttributeError):
+            search = None
+        candidates = sorted(m.name for m in pkgutil.iter_modules(search))
+        listing = f" Modules in {parent}: {', '.join(candidates)}." if parent and candidates else ""
+        raise ConfigurationError(
+            f"customise={spec!r}: no module '{e.name}'.{did_you_mean(leaf, candidates)}{listing}"
+        ) from None
+    except Exception as e:  # noqa: BLE001
+        raise ConfigurationError(f"customise={spec!r}: importing {module_name} failed: {type(e).__name__}: {e}") from e
+    func = getattr(module, func_name, None)
+    if not callable(func):
+        functions = sorted(n for n, v in vars(module).items()
+                           if callable(v) and not n.startswith("_") and getattr(v, "__module__", None) == module.__name__)
+        raise ConfigurationError(
+            f"customise={spec!r}: module {module_name} has no function '{func_name}'."
+            f"{did_you_mean(func_name, functions)} Functions there: {', '.join(functions) or 'none'}"
+        )
+    return func
 
 
 def apply_standard_options(process: Process, opts: varparsing.Options) -> None:
@@ -66,7 +159,8 @@ def apply_standard_options(process: Process, opts: varparsing.Options) -> None:
         if "TritonService" not in services:
             raise ConfigurationError(
                 "address=/port=/protocol= given, but the config uses no Triton server: turn SONIC on "
-                "(e.g. sonic=1 where the config offers it, or configs/run_sonic.py config=...)"
+                "(e.g. sonic=1 where the config offers it, procModifiers=allSonicTriton, or configs/run_sonic.py "
+                "config=...)"
             )
         from .sonic.service import apply_protocol_option, apply_server_option
 
@@ -79,4 +173,3 @@ def apply_standard_options(process: Process, opts: varparsing.Options) -> None:
         process.options.numberOfThreads = int(opts.numThreads)
     if opts.given("numStreams") and opts.numStreams >= 0:
         process.options.numberOfStreams = int(opts.numStreams)
-

@@ -5,20 +5,24 @@ from __future__ import annotations
 import json
 import logging
 import sys
+from collections.abc import Iterable
 
 from .config import varparsing
+from .config.modifiers import Modifier
 from .config.process import Process
-from .configloader import load_config
+from .configloader import Customisation, load_config
 from .core.processor import EventProcessor, JobReport
 
 log = logging.getLogger("framework")
 
 
-def run_config(path: str, args: list[str], *, progress: bool = True) -> tuple[JobReport, Process]:
-    """Load and run a config; return the job report and the process (raises FrameworkError on failure)."""
+def run_config(path: str, args: list[str], *, progress: bool = True, modifiers: Iterable[Modifier] = (),
+               customise: Iterable[Customisation] = ()) -> tuple[JobReport, Process]:
+    """Load and run a config (``modifiers``/``customise`` as in :func:`load_config`); return the job
+    report and the process (raises FrameworkError on failure)."""
     from .progress import Progress
 
-    process, _ = load_config(path, args)
+    process, _ = load_config(path, args, modifiers=modifiers, customise=customise)
     processor = EventProcessor(process)
     with Progress(enabled=progress) as bar:
         processor.progress = bar

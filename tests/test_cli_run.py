@@ -23,14 +23,14 @@ CONFIG = textwrap.dedent(
     options.parseArguments()
 
     testModifier = cms.Modifier()
+    process = cms.Process("CLI", *([testModifier] if options.withModifier else []))
 
-    # a fragment declared before the Process, modified when the modifier is chosen
+    # a fragment loaded after the Process, modified when the modifier is chosen (at once, or never)
     prod = cms.EDProducer("TestEventNumberProducer", size=cms.int32(3), seed=cms.int32(1))
     testModifier.toModify(prod, seed=42, size=5)
     sumJets = cms.EDProducer("TestBranchSumProducer", src=cms.string("Jet_pt"))
     testModifier.toReplaceWith(sumJets, cms.EDProducer("TestBranchSumProducer", src="MET_pt"))
 
-    process = cms.Process("CLI", *([testModifier] if options.withModifier else []))
     process.source = cms.Source("RootSource", fileNames=["missing.root"])
     process.options.wantSummary = options.summary
     process.prod = prod

@@ -1,7 +1,9 @@
 """Modifiers: toModify, toReplaceWith, ModifierChain, makeProcessModifier, ``&``, ``|``, ``~``.
 
-A modifier acts only when it is passed to the Process; modifications declared before the Process
-exists (as in a cff fragment imported first) wait for it.
+CMSSW semantics: a modification acts at once if its modifier is chosen for the process being
+configured (the Process created last, or the one of the config being loaded), and never otherwise:
+modifications asked for before the Process exists are dropped, not replayed later, and a modifier
+chosen for one Process does not act while a later Process is configured.
 """
 
 from __future__ import annotations
@@ -10,6 +12,8 @@ import pytest
 
 import framework.config as cms
 import tests.plugins  # noqa: F401  (registers the Test* module types)
+from framework.config.modifiers import current_process
+from framework.configloader import load_config
 from framework.core.processor import EventProcessor
 from framework.exceptions import ConfigurationError
 
@@ -25,18 +29,23 @@ def _producer() -> cms.EDProducer:
 
 
 # ------------------------------------------------------------------------------------------ toModify
-def test_toModify_declared_before_the_process_acts_only_when_chosen():
+def test_toModify_acts_at_once_when_chosen_and_never_otherwise(caplog):
     prod = _producer()
     mod = cms.Modifier()
-    mod.toModify(prod, threshold=4.0, count=9)
-    assert prod.threshold == 1.5 and prod.count == 3  # not chosen yet: nothing happens
+    mod.toModify(prod, threshold=4.0, count=9)  # no Process yet: dropped, with a warning
+    assert prod.threshold == 1.5 and prod.count == 3
+    assert "no cms.Process is being configured" in caplog.text
 
     cms.Process("UNCHOSEN")
+    mod.toModify(prod, threshold=4.0, count=9)
     assert prod.threshold == 1.5  # a process without the modifier does not choose it
 
-    cms.Process("CHOSEN", mod)
-    assert prod.threshold == 4.0 and prod.count == 9
+    process = cms.Process("CHOSEN", mod)
+    assert prod.threshold == 1.5 and prod.count == 3  # nothing asked for earlier is replayed
+    assert mod.toModify(prod, threshold=4.0, count=9) is mod
+    assert prod.threshold == 4.0 and prod.count == 9  # chosen: at once
     assert isinstance(prod.threshold, cms.double)  # typed values stay typed
+    assert current_process() is process and mod.isChosen() and mod.isChosen(process)
 
 
 def test_toModify_after_the_process_applies_at_once():
@@ -58,9 +67,8 @@ def test_toModify_with_a_function():
         obj.count = 11
         obj.added = cms.string("new")
 
-    mod.toModify(prod, change, threshold=0.5)
-    assert not seen
     cms.Process("TEST", mod)
+    mod.toModify(prod, change, threshold=0.5)
     assert seen == [prod]
     assert prod.count == 11 and prod.added == "new" and prod.threshold == 0.5
     with pytest.raises(ConfigurationError, match="must be a function"):
@@ -70,8 +78,8 @@ def test_toModify_with_a_function():
 def test_toModify_nested_dict_edits_the_pset_and_none_deletes():
     prod = _producer()
     mod = cms.Modifier()
-    mod.toModify(prod, nested=dict(depth=5, extra=1), count=None, fresh=dict(a=1))
     cms.Process("TEST", mod)
+    mod.toModify(prod, nested=dict(depth=5, extra=1), count=None, fresh=dict(a=1))
     assert prod.nested.depth == 5 and isinstance(prod.nested.depth, cms.int32)
     assert prod.nested.keep == "me"  # the other nested parameters are kept
     assert prod.nested.extra == 1
@@ -92,20 +100,20 @@ def test_toModify_nested_dict_edits_the_pset_and_none_deletes():
 def test_toModify_chains_and_acts_on_several_objects():
     a, b = _producer(), _producer()
     mod = cms.Modifier()
-    assert mod.toModify(a, count=1).toModify(b, count=2) is mod
     cms.Process("TEST", mod)
+    assert mod.toModify(a, count=1).toModify(b, count=2) is mod
     assert (a.count, b.count) == (1, 2)
 
 
 # ------------------------------------------------------------------------------------------ toReplaceWith
 def _replacement_process(mod: cms.Modifier | None):
-    """A cff-like fragment: the module and its replacement are declared before the Process."""
+    """A cff-like fragment loaded after the Process: the module and its replacement."""
+    process = cms.Process("TEST", *([mod] if mod is not None else []))
     od = cms.EDProducer("TestOnDemandProducer")
     cons = cms.EDProducer("TestTagConsumer", src=cms.InputTag("od"))
     if mod is not None:
         mod.toReplaceWith(od, cms.EDProducer("TestEventNumberProducer", size=3))
         mod.toReplaceWith(cons, cms.EDProducer("TestStringConsumer", product="od:number"))
-    process = cms.Process("TEST", *([mod] if mod is not None else []))
     process.source = cms.Source("EmptySource")
     process.maxEvents.input = 4
     process.od = od
@@ -179,12 +187,12 @@ def test_toReplaceWith_a_task_and_a_sequence():
 def test_modifier_chain_chooses_all_its_modifiers():
     m1, m2, m3 = cms.Modifier(), cms.Modifier(), cms.Modifier()
     prod = _producer()
-    m1.toModify(prod, count=1)
-    m2.toModify(prod, threshold=2.0)
-    m3.toModify(prod, src="changed")
     inner = cms.ModifierChain(m1)
     chain = cms.ModifierChain(inner, m2)
     cms.Process("TEST", chain)
+    m1.toModify(prod, count=1)
+    m2.toModify(prod, threshold=2.0)
+    m3.toModify(prod, src="changed")
     assert prod.count == 1 and prod.threshold == 2.0
     assert prod.src == "od"  # m3 is not in the chain
     assert m1.isChosen() and m2.isChosen() and not m3.isChosen()
@@ -195,11 +203,11 @@ def test_modifier_chain_chooses_all_its_modifiers():
 def test_modifier_chain_copy_and_exclude():
     m1, m2 = cms.Modifier(), cms.Modifier()
     prod = _producer()
-    m1.toModify(prod, count=1)
-    m2.toModify(prod, threshold=2.0)
     chain = cms.ModifierChain(m1, m2).copyAndExclude([m2])
     assert chain.modifiers() == [m1]
     cms.Process("TEST", chain)
+    m1.toModify(prod, count=1)
+    m2.toModify(prod, threshold=2.0)
     assert prod.count == 1 and prod.threshold == 1.5
 
 
@@ -239,30 +247,32 @@ def test_process_refuses_what_is_not_a_modifier():
 def test_and_or_not(chosen, expect_and, expect_or, expect_not_a):
     a, b = cms.Modifier(), cms.Modifier()
     prod = cms.EDProducer("TestEventNumberProducer", both=False, either=False, nota=False)
-    (a & b).toModify(prod, both=True)  # declared before the Process: waits for it
-    (a | b).toModify(prod, either=True)
     cms.Process("TEST", *({"a": a, "b": b}[x] for x in chosen))
-    (~a).toModify(prod, nota=True)  # ~ is decided when used (CMSSW semantics): after the Process
+    (a & b).toModify(prod, both=True)  # each decided when used (CMSSW semantics)
+    (a | b).toModify(prod, either=True)
+    (~a).toModify(prod, nota=True)
     assert (prod.both, prod.either, prod.nota) == (expect_and, expect_or, expect_not_a)
 
 
-def test_and_applies_once_when_the_second_modifier_is_chosen_later():
+def test_and_acts_once_the_second_modifier_is_chosen_and_is_not_replayed():
     a, b = cms.Modifier(), cms.Modifier()
     calls = []
     prod = cms.EDProducer("TestEventNumberProducer")
-    (a & b).toModify(prod, lambda p: calls.append(1))
     process = cms.Process("TEST", a)
+    (a & b).toModify(prod, lambda p: calls.append("early"))
     assert calls == []
     process.applyModifier(b)
     process.applyModifier(b)
-    assert calls == [1]
+    assert calls == []  # the earlier modification was not chosen when asked for: never
+    (a & b).toModify(prod, lambda p: calls.append("late"))
+    assert calls == ["late"]
 
 
 def test_modified_config_runs_with_the_modified_values():
     mod = cms.Modifier()
     prod = cms.EDProducer("TestEventNumberProducer", size=cms.int32(2), seed=cms.int32(0))
-    mod.toModify(prod, seed=5)
     process = cms.Process("TEST", mod)
+    mod.toModify(prod, seed=5)
     process.source = cms.Source("EmptySource")
     process.maxEvents.input = 2
     process.prod = prod
@@ -272,9 +282,91 @@ def test_modified_config_runs_with_the_modified_values():
     assert "seed = cms.int32(5)" in process.dumpPython()
 
 
-def test_not_modifier_declared_before_the_process_waits_for_it():
+def test_not_modifier_declared_before_the_process_never_acts():
     m = cms.Modifier()
     prod = cms.EDProducer("TestEventNumberProducer", size=1)
-    (~m).toModify(prod, size=2)
+    (~m).toModify(prod, size=2)  # no process to ask whether m is chosen: dropped
     cms.Process("TEST", m)
     assert prod.size == 1
+    cms.Process("OTHER")
+    assert prod.size == 1  # not replayed for a process without m either
+    (~m).toModify(prod, size=3)
+    assert prod.size == 3
+
+
+# ------------------------------------------------------------------------------------------ scope: one process at a time
+def test_a_modifier_chosen_for_one_process_does_not_act_for_a_later_one():
+    mod = cms.Modifier()
+    first = cms.Process("FIRST", mod)
+    first.prod = _producer()
+    mod.toModify(first.prod, count=5)
+    assert first.prod.count == 5
+
+    second = cms.Process("SECOND")  # now the process being configured
+    second.prod = _producer()
+    mod.toModify(second.prod, count=6)
+    assert second.prod.count == 3
+    assert not mod.isChosen() and mod.isChosen(first) and not mod.isChosen(second)
+    assert second.modifiers_() == [] and first.modifiers_() == [mod]
+
+
+def test_process_modifiers_act_on_the_process_their_modifier_is_chosen_for():
+    mod = cms.Modifier()
+    calls = []
+    mod.toModifyProcess(lambda p: calls.append(("hook", p.name_())))
+    pm = mod.makeProcessModifier(lambda p: calls.append(("pm", p.name_())))
+    chosen = cms.Process("CHOSEN", mod)
+    other = cms.Process("OTHER")  # created later: the process being configured
+    other.pm = pm
+    chosen.pm = pm  # attached to the older process it was chosen for: acts on that one
+    chosen.pm_again = pm
+    assert calls == [("hook", "CHOSEN"), ("pm", "CHOSEN")]
+    cms.Process("THIRD", cms.ModifierChain(mod))  # through a chain
+    assert calls[-1] == ("hook", "THIRD")
+
+
+def _write(path, text):
+    path.write_text(text)
+    return str(path)
+
+
+@pytest.fixture
+def leak_configs(tmp_path, monkeypatch):
+    """A module with a modifier, and two configs using it (as two configs loaded by one job)."""
+    monkeypatch.syspath_prepend(str(tmp_path))
+    _write(tmp_path / "leakmods.py", "import framework.config as cms\nswitch = cms.Modifier()\n")
+    body = (
+        "import framework.config as cms\nimport tests.plugins  # noqa: F401\nfrom leakmods import switch\n"
+        "process = cms.Process({name!r}{mods})\nprocess.source = cms.Source('EmptySource')\n"
+        "process.prod = cms.EDProducer('TestEventNumberProducer', size=cms.int32(1))\n"
+        "switch.toModify(process.prod, size=7)\n"
+    )
+    with_switch = _write(tmp_path / "with_cfg.py", body.format(name="WITH", mods=", switch"))
+    plain_cfg = _write(tmp_path / "plain_cfg.py", body.format(name="PLAIN", mods=""))
+    import leakmods
+
+    return leakmods.switch, with_switch, plain_cfg
+
+
+def test_configs_loaded_one_after_the_other_do_not_leak_modifiers(leak_configs):
+    switch, with_switch, plain_cfg = leak_configs
+    first, _ = load_config(with_switch, [])
+    second, _ = load_config(plain_cfg, [])
+    assert first.prod.size == 7 and second.prod.size == 1
+    assert current_process() is None  # a load leaves nothing chosen behind
+    assert not switch.isChosen()
+
+    extra, _ = load_config(plain_cfg, [], modifiers=[switch])  # chosen for this load only
+    again, _ = load_config(plain_cfg, [])
+    assert extra.prod.size == 7 and extra.modifiers_() == [switch]
+    assert again.prod.size == 1 and again.modifiers_() == []
+
+
+def test_a_load_restores_the_process_being_configured(leak_configs):
+    switch, with_switch, _ = leak_configs
+    outer = cms.Process("OUTER")
+    load_config(with_switch, [])
+    assert current_process() is outer
+    prod = _producer()
+    switch.toModify(prod, count=8)  # chosen for the loaded config's process, not for OUTER
+    assert prod.count == 3

@@ -233,7 +233,7 @@ def test_apply_server_option_result_is_accepted_by_the_service():
 
 
 def test_enable_sonic_triton_modifier():
-    from configs.modifiers import enableSonicTriton, enableSonicTritonProcess
+    from framework.modifiers import enableSonicTriton, enableSonicTritonProcess
 
     plain = cms.Process("A")
     plain.enableSonicTritonProcess = enableSonicTritonProcess

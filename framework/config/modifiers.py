@@ -1,20 +1,107 @@
 """Process modifiers: ``Modifier``, ``ModifierChain``, ``toModify``, ``toReplaceWith``,
-``makeProcessModifier``.
+``makeProcessModifier``, ``&``, ``|``, ``~`` -- with CMSSW's semantics.
 
-A modifier acts only when it is passed to the :class:`~framework.config.process.Process`
-(directly or through a chain). Modifications asked for before that are kept and applied when the
-modifier is chosen, so the order of imports in a config does not matter.
+**Immediate or never.** ``m.toModify(obj, ...)`` / ``m.toReplaceWith(a, b)`` act at the moment they
+are called if *m* is chosen, and never otherwise: nothing is remembered and replayed later. As in
+CMSSW, a config therefore creates its ``Process`` first and then loads the fragments that use the
+modifiers (``part.add(process, ...)``, ``process.load(...)``).
+
+**Chosen for one process.** A modifier is chosen *for a Process*: the ones passed to
+``Process(name, *modifiers)`` (chains expanded), plus the extra ones of the load that creates it
+(``load_config(path, modifiers=...)``, ``procModifiers=``). "Is *m* chosen?" is asked of the
+*process being configured*, held in a :mod:`contextvars` variable:
+
+- creating a ``Process`` makes it the process being configured (in the current scope);
+- :func:`configuring` opens a scope (``load_config`` opens one per load): inside it, Processes are
+  created with the scope's extra modifiers too, and on exit the process being configured is the one
+  from before the scope (none at top level). So a config loaded after another one -- as
+  ``compare`` does -- never sees the modifiers of the first, and nothing is left chosen after a load;
+- with no process being configured (e.g. a fragment calling ``toModify`` before the Process exists)
+  a modification is dropped with a warning -- ``~m`` included, since there is no process to ask;
+- :class:`ProcessModifier` and ``Modifier.toModifyProcess`` act on a given process: they ask whether
+  the modifier is chosen for *that* process.
+
+There is no state on the modifiers themselves: a ``Modifier`` is a name, and one defined in a shared
+module (``framework.modifiers``) can be chosen for one Process and not for the next.
 """
 
 from __future__ import annotations
 
-import weakref
-from collections.abc import Callable
+import contextlib
+import logging
+from collections.abc import Callable, Iterable, Iterator
+from contextvars import ContextVar
+from dataclasses import dataclass
 from typing import Any
 
 from ..exceptions import ConfigurationError
 from .modules import _Module
 from .types import PSet
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class _Scope:
+    process: Any | None  # the Process being configured (None: none yet)
+    extra: tuple[Modifier, ...]  # chosen for every Process created in this scope
+
+
+_scope: ContextVar[_Scope | None] = ContextVar("framework_modifier_scope", default=None)
+
+
+@contextlib.contextmanager
+def configuring(process: Any | None = None, *, extra: Iterable[Modifier] = ()) -> Iterator[None]:
+    """A scope for loading one config: *process* (if given) is the process being configured, and
+    every Process created inside is created with *extra* chosen too (added to those of an enclosing
+    scope). On exit the state from before the scope comes back."""
+    extra = tuple(extra)
+    for m in extra:
+        _check_modifier(m)
+    outer = _scope.get()
+    token = _scope.set(_Scope(process, (outer.extra if outer else ()) + extra))
+    try:
+        yield
+    finally:
+        _scope.reset(token)
+
+
+def process_created(process: Any) -> tuple[Modifier, ...]:
+    """Called by ``Process.__init__``: *process* is now the one being configured; returns the extra
+    modifiers of the current scope, to be chosen for it."""
+    outer = _scope.get()
+    extra = outer.extra if outer else ()
+    _scope.set(_Scope(process, extra))
+    return extra
+
+
+def current_process() -> Any | None:
+    """The Process being configured in this context (None when there is none)."""
+    scope = _scope.get()
+    return scope.process if scope else None
+
+
+def reset_all() -> None:
+    """Forget the process being configured in this context (test isolation)."""
+    _scope.set(None)
+
+
+def _check_modifier(modifier: Any) -> None:
+    if not isinstance(modifier, Modifier):
+        raise ConfigurationError(f"Process modifiers must be cms.Modifier or cms.ModifierChain, got {modifier!r}")
+
+
+def chosen_set(modifiers: Iterable[Modifier]) -> set[Modifier]:
+    """*modifiers* with the members of every ModifierChain among them, recursively."""
+    out: set[Modifier] = set()
+    todo = list(modifiers)
+    while todo:
+        m = todo.pop()
+        if m not in out:
+            out.add(m)
+            if isinstance(m, ModifierChain):
+                todo.extend(m._modifiers)
+    return out
 
 
 def _apply_changes(obj: Any, changes: dict[str, Any]) -> None:
@@ -33,33 +120,30 @@ def _apply_changes(obj: Any, changes: dict[str, Any]) -> None:
 
 
 class _ModifierBase:
-    def __init__(self) -> None:
-        self._pending: list[Callable[[], None]] = []
-        self._dependents: list[_ModifierBase] = []
-
-    def _isChosen(self) -> bool:
+    def _isChosenIn(self, chosen: set[Modifier]) -> bool:
         raise NotImplementedError
 
-    def isChosen(self) -> bool:
-        return self._isChosen()
+    def isChosen(self, process: Any | None = None) -> bool:
+        """Whether this modifier is chosen for *process* (default: the process being configured)."""
+        process = process if process is not None else current_process()
+        if process is None:
+            return False
+        return self._isChosenIn(chosen_set(process.modifiers_()))
 
-    def _do(self, op: Callable[[], None]) -> None:
-        if self._isChosen():
+    def _do(self, what: str, op: Callable[[], None]) -> None:
+        process = current_process()
+        if process is None:
+            log.warning(
+                "%s called while no cms.Process is being configured: it never acts. Create the Process first, "
+                "then the objects the modifiers change (CMSSW semantics: a modifier acts at once or never)", what,
+            )
+            return
+        if self._isChosenIn(chosen_set(process.modifiers_())):
             op()
-        else:
-            self._pending.append(op)
-
-    def _recheck(self) -> None:
-        if self._isChosen():
-            pending, self._pending = self._pending, []
-            for op in pending:
-                op()
-        for d in self._dependents:
-            d._recheck()
 
     def toModify(self, obj: Any, func: Callable[[Any], None] | None = None, **changes: Any) -> _ModifierBase:
-        """Change *obj* when this modifier is chosen: call ``func(obj)`` and set the given parameters
-        (``None`` removes a parameter; a dict edits a nested PSet)."""
+        """If chosen, change *obj* now: call ``func(obj)`` and set the given parameters (``None``
+        removes a parameter; a dict edits a nested PSet). Otherwise nothing, ever."""
         if func is not None and not callable(func):
             raise ConfigurationError(f"toModify: the second argument must be a function, got {func!r}")
 
@@ -68,12 +152,12 @@ class _ModifierBase:
                 func(obj)
             _apply_changes(obj, changes)
 
-        self._do(op)
+        self._do("toModify", op)
         return self
 
     def toReplaceWith(self, toObj: Any, fromObj: Any) -> _ModifierBase:
-        """Replace *toObj* by *fromObj* in place when chosen, keeping *toObj*'s label (and so its
-        place in every Path and Task and the names of its products)."""
+        """If chosen, replace *toObj* by *fromObj* in place now, keeping *toObj*'s label (and so its
+        place in every Path and Task and the names of its products). Otherwise nothing, ever."""
         if isinstance(toObj, _Module):
             if not isinstance(fromObj, _Module):
                 raise ConfigurationError(f"toReplaceWith: {fromObj!r} is not a module")
@@ -82,7 +166,7 @@ class _ModifierBase:
                     f"toReplaceWith: cannot replace a {type(toObj).__name__} by a {type(fromObj).__name__}; "
                     "the replacement must be of the same kind"
                 )
-            self._do(lambda: toObj._replaceWith(fromObj))
+            self._do("toReplaceWith", lambda: toObj._replaceWith(fromObj))
         elif hasattr(toObj, "_items") and hasattr(fromObj, "_items"):
             if type(toObj) is not type(fromObj):
                 raise ConfigurationError(
@@ -93,13 +177,14 @@ class _ModifierBase:
                 toObj._items = list(fromObj._items)
                 toObj._tasks = list(fromObj._tasks)
 
-            self._do(op)
+            self._do("toReplaceWith", op)
         else:
             raise ConfigurationError(f"toReplaceWith works on modules, Paths, Sequences and Tasks, not {toObj!r}")
         return self
 
     def makeProcessModifier(self, func: Callable[[Any], None]) -> ProcessModifier:
-        """A :class:`ProcessModifier` calling ``func(process)`` when this modifier is chosen."""
+        """A :class:`ProcessModifier`: attached to a process (``process.x = pm``), it calls
+        ``func(process)`` if this modifier is chosen for that process."""
         return ProcessModifier(self, func)
 
     def __and__(self, other: _ModifierBase) -> _ModifierBase:
@@ -112,59 +197,23 @@ class _ModifierBase:
         return _NotModifier(self)
 
 
-_ALL_MODIFIERS: weakref.WeakSet = weakref.WeakSet()
-
-
-# `~m` modifications asked for before any Process exists: decided when the next Process is created
-_PENDING_NOT: list[tuple[_ModifierBase, Callable[[], None]]] = []
-_state = {"process_created": False}
-
-
-def reset_all() -> None:
-    """Un-choose every modifier and forget pending modifications (a new config is being loaded)."""
-    for m in list(_ALL_MODIFIERS):
-        m._chosen = False
-        m._pending = []
-    _PENDING_NOT.clear()
-    _state["process_created"] = False
-
-
-def unchoose_all() -> None:
-    """A new Process is being created: only the modifiers passed to it count from now on."""
-    for m in list(_ALL_MODIFIERS):
-        m._chosen = False
-
-
-def process_created() -> None:
-    """Called by Process once its modifiers are chosen: decide the pending ``~m`` modifications."""
-    _state["process_created"] = True
-    pending = list(_PENDING_NOT)
-    _PENDING_NOT.clear()
-    for mod, op in pending:
-        if mod._isChosen():
-            op()
-
-
 class Modifier(_ModifierBase):
-    """A named switch of the configuration, chosen by passing it to ``Process``."""
+    """A named switch of the configuration, chosen for a Process by passing it to ``Process``."""
 
     def __init__(self) -> None:
-        super().__init__()
-        self._chosen = False
         self._process_funcs: list[Callable[[Any], None]] = []
-        _ALL_MODIFIERS.add(self)
 
-    def _isChosen(self) -> bool:
-        return self._chosen
-
-    def _setChosen(self) -> None:
-        if not self._chosen:
-            self._chosen = True
-            self._recheck()
+    def _isChosenIn(self, chosen: set[Modifier]) -> bool:
+        return self in chosen
 
     def toModifyProcess(self, func: Callable[[Any], None]) -> Modifier:
-        """Call ``func(process)`` when a Process is created with this modifier (e.g. to add a Service)."""
+        """Part of this modifier's definition: ``func(process)`` is called for each Process this
+        modifier is chosen for, when it is chosen (and now for the process being configured if it
+        is chosen there), e.g. to add a Service."""
         self._process_funcs.append(func)
+        process = current_process()
+        if process is not None and self.isChosen(process):
+            func(process)
         return self
 
     def _applyToProcess(self, process: Any) -> None:
@@ -187,12 +236,7 @@ class ModifierChain(Modifier):
         for m in modifiers:
             if not isinstance(m, Modifier):
                 raise ConfigurationError(f"ModifierChain takes Modifiers, got {m!r}")
-        self._modifiers = list(modifiers)
-
-    def _setChosen(self) -> None:
-        for m in self._modifiers:
-            m._setChosen()
-        super()._setChosen()
+        self._modifiers: list[Modifier] = list(modifiers)  # type: ignore[arg-type]
 
     def _applyToProcess(self, process: Any) -> None:
         for m in self._modifiers:
@@ -207,46 +251,37 @@ class ModifierChain(Modifier):
 
 
 class _BinaryModifier(_ModifierBase):
+    """``a & b``, ``a | b``."""
+
     def __init__(self, a: _ModifierBase, b: _ModifierBase, how: Callable) -> None:
-        super().__init__()
         self._parts = (a, b)
         self._how = how
-        a._dependents.append(self)
-        b._dependents.append(self)
 
-    def _isChosen(self) -> bool:
-        return self._how(p._isChosen() for p in self._parts)
+    def _isChosenIn(self, chosen: set[Modifier]) -> bool:
+        return self._how(p._isChosenIn(chosen) for p in self._parts)
 
 
 class _NotModifier(_ModifierBase):
-    """``~m``: acts when *m* is not chosen. Asked before any Process exists, it is decided when the
-    Process is created; afterwards at once."""
+    """``~m``: acts when *m* is not chosen for the process being configured."""
 
     def __init__(self, m: _ModifierBase) -> None:
-        super().__init__()
         self._m = m
 
-    def _isChosen(self) -> bool:
-        return not self._m._isChosen()
-
-    def _do(self, op: Callable[[], None]) -> None:
-        if not _state["process_created"]:
-            _PENDING_NOT.append((self, op))
-        elif self._isChosen():
-            op()
+    def _isChosenIn(self, chosen: set[Modifier]) -> bool:
+        return not self._m._isChosenIn(chosen)
 
 
 class ProcessModifier:
-    """Calls ``func(process)`` once when its modifier is chosen and it is attached to a process."""
+    """Calls ``func(process)`` once per process it is attached to, if its modifier is chosen for
+    that process (CMSSW's ``ProcessModifier``)."""
 
     def __init__(self, modifier: _ModifierBase, func: Callable[[Any], None]):
         self._modifier = modifier
         self._func = func
-        self._applied_to: set[int] = set()
 
     def apply(self, process: Any) -> None:
-        """Attached to *process*: act now if the modifier is chosen (modifiers are chosen when the
-        Process is created, so there is nothing to wait for)."""
-        if self._modifier._isChosen() and id(process) not in self._applied_to:
-            self._applied_to.add(id(process))
+        """Attached to *process*: act now if the modifier is chosen for it, else never."""
+        applied = process.__dict__.setdefault("_applied_process_modifiers", set())
+        if self._modifier.isChosen(process) and id(self) not in applied:
+            applied.add(id(self))
             self._func(process)

@@ -6,7 +6,7 @@ import importlib
 from typing import Any
 
 from ..exceptions import ConfigurationError, did_you_mean
-from .modifiers import Modifier, ProcessModifier, _ModifierBase, process_created, unchoose_all
+from .modifiers import Modifier, ProcessModifier, _check_modifier, _ModifierBase, process_created
 from .modules import (
     EDAnalyzer,
     EDFilter,
@@ -27,15 +27,13 @@ OPTIONS_DEFAULTS: dict[str, Any] = {
 }
 MAXEVENTS_DEFAULTS: dict[str, Any] = {"input": -1}
 
-# modifiers added to every Process created while the list is non-empty (used by run_sonic.py to
-# switch SONIC on for a config it does not edit)
-_extra_modifiers: list[_ModifierBase] = []
-
 
 class Process:
     """The configuration of a job: source, modules, paths, services and options.
 
-    ``Process(name, *modifiers)``: the modifiers given here (and only those) act on this config.
+    ``Process(name, *modifiers)``: the modifiers given here, and the extra ones of the load that
+    creates it (``load_config(path, modifiers=...)``, ``procModifiers=``), are chosen for this
+    process; creating it makes it the process being configured (see :mod:`.modifiers`).
     """
 
     def __init__(self, name: str, *modifiers: _ModifierBase):
@@ -52,22 +50,21 @@ class Process:
         d["schedule"] = None
         d["options"] = PSet(**OPTIONS_DEFAULTS)
         d["maxEvents"] = PSet(**MAXEVENTS_DEFAULTS)
-        unchoose_all()
-        for m in list(modifiers) + list(_extra_modifiers):
+        for m in modifiers:
+            _check_modifier(m)
+        for m in list(modifiers) + list(process_created(self)):
             self.applyModifier(m)
-        process_created()
 
     # ---------------------------------------------------------------- attributes
     def name_(self) -> str:
         return self._name
 
     def applyModifier(self, modifier: _ModifierBase) -> None:
-        """Choose *modifier* for this process (``Process(name, modifier)`` does this)."""
-        if not isinstance(modifier, Modifier):
-            raise ConfigurationError(f"Process modifiers must be cms.Modifier or cms.ModifierChain, got {modifier!r}")
+        """Choose *modifier* for this process (``Process(name, modifier)`` does this): from now on
+        it acts on what is modified while this process is being configured."""
+        _check_modifier(modifier)
         if modifier not in self._modifiers:
             self._modifiers.append(modifier)
-            modifier._setChosen()
             modifier._applyToProcess(self)
 
     def __setattr__(self, label: str, value: Any) -> None:
@@ -201,7 +198,7 @@ class Process:
     def services_(self) -> dict[str, Service]:
         return dict(self._services)
 
-    def modifiers_(self) -> list[_ModifierBase]:
+    def modifiers_(self) -> list[Modifier]:
         return list(self._modifiers)
 
     def scheduledPaths_(self) -> list[tuple[str, Path]]:

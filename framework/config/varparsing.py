@@ -1,7 +1,7 @@
 """Command-line options of a config, VarParsing-style: ``key=value`` pairs after the config file.
 
 Standard options (``maxEvents``, ``inputFiles``, ``outputFile``, ``numThreads``, ``numStreams``,
-``skipEvents``) are always registered; a config registers its own with :meth:`Options.register`
+``skipEvents``, the SONIC server ones, ``procModifiers``, ``customise``) are always registered; a config registers its own with :meth:`Options.register`
 and reads them after :meth:`Options.parseArguments`.
 """
 
@@ -58,6 +58,10 @@ STANDARD: list[tuple[str, Any, type, str, bool]] = [
     ("address", "", str, "Triton server address for SONIC modules (fills TritonService.servers)", False),
     ("port", 8001, int, "Triton server port (with address=; default 8001 for grpc, 8000 for http)", False),
     ("protocol", "grpc", str, "how SONIC clients talk to the server(s): grpc or http (also the local fallback)", False),
+    ("procModifiers", [], str, "process modifiers (framework/modifiers/) chosen for the config's Process, "
+     "comma-separated, e.g. allSonicTriton (cmsDriver's --procModifiers)", True),
+    ("customise", [], str, "module.function(process) customisations applied in order after the config, "
+     "comma-separated (cmsDriver's --customise)", True),
 ]
 
 
@@ -130,6 +134,18 @@ class Options:
         if name.startswith("_") or name in ("argv",):
             raise AttributeError(name)
         return self._get(name).value
+
+    def peek(self, name: str) -> Any:
+        """The value of the registered option *name* on the command line (the last one given), or its
+        default, before the other arguments are parsed (the loader needs ``procModifiers`` before the
+        config runs and registers its own options)."""
+        opt = self._get(name)
+        value = opt.default
+        for arg in self.argv:
+            key, sep, text = arg.partition("=")
+            if sep and key == name:
+                value = opt.convert(text)
+        return value
 
     def given(self, name: str) -> bool:
         """Whether *name* was given on the command line."""

@@ -6,8 +6,8 @@ from __future__ import annotations
 import os
 
 import framework.config as cms
-from configs.modifiers import deepMETSonicTriton
 from framework.ml import twins
+from framework.modifiers import deepMETSonicTriton
 
 from .common import COMMON_PARAMETERS
 

@@ -1,15 +1,13 @@
-"""Process modifiers of the standard configs (CMSSW's ``Configuration/ProcessModifiers``).
+"""``enableSonicTriton``: SONIC producers need a ``TritonService``. A Process this modifier is chosen for
+gets one with the local fallback server enabled (or the fallback of the one it has is enabled).
 
-``enableSonicTriton``: SONIC producers need a ``TritonService``; when this modifier is chosen, the process
-modifier :data:`enableSonicTritonProcess` adds one with the local fallback server enabled (or enables the
-fallback of the one the config already has)::
+:data:`enableSonicTritonProcess` does the same as a process modifier, for a config that attaches it::
 
-    from configs.modifiers import enableSonicTriton, enableSonicTritonProcess
     process = cms.Process("DEMO", enableSonicTriton)
     process.enableSonicTritonProcess = enableSonicTritonProcess
 
-Servers given on the command line (``address=HOST port=PORT``) are tried first; the fallback serves the models
-they do not have.
+Servers given on the command line (``address=HOST port=PORT``) are tried first; the fallback serves the
+models they do not have.
 """
 
 from __future__ import annotations
@@ -19,7 +17,6 @@ from typing import Any
 import framework.config as cms
 from framework.sonic.service import FALLBACK_PARAMETERS
 
-# ----------------------------------------------------------------------------- enableSonicTriton
 enableSonicTriton = cms.Modifier()
 
 # the service's own defaults, with the fallback switched on
@@ -63,12 +60,5 @@ def _enableTritonService(process: cms.Process) -> None:
 
 enableSonicTritonProcess = enableSonicTriton.makeProcessModifier(_enableTritonService)
 
-# ----------------------------------------------------------------------------- per-model swaps
-# the producers' cff fragments register their swaps: producers/particle_transformer_ak4/cff.py, producers/deepmet/cff.py
-particleTransformerAK4SonicTriton = cms.Modifier()
-deepMETSonicTriton = cms.Modifier()
-
-# enableSonicTriton adds the TritonService (with the local fallback server) to any Process created with it
+# part of the modifier's definition: every Process it is chosen for gets the service
 enableSonicTriton.toModifyProcess(_enableTritonService)
-
-allSonicTriton = cms.ModifierChain(enableSonicTriton, particleTransformerAK4SonicTriton, deepMETSonicTriton)

@@ -1,0 +1,51 @@
+"""The process modifiers of the project (CMSSW's ``Configuration/ProcessModifiers``), one module per
+modifier; configs and fragments import them from here::
+
+    from framework.modifiers import allSonicTriton
+    process = cms.Process("MINIAOD", allSonicTriton)
+
+or choose them without editing the config: ``python -m framework run CONFIG procModifiers=allSonicTriton``
+(:func:`by_name` resolves the names). What a modifier does is in the fragments that use it (e.g.
+producers/*/cff.py swap a producer for its SONIC twin); see :mod:`framework.config.modifiers` for when
+a modifier acts.
+"""
+
+from __future__ import annotations
+
+from framework.config.modifiers import Modifier
+from framework.exceptions import ConfigurationError, did_you_mean
+
+from .allSonicTriton_cff import allSonicTriton
+from .deepMETSonicTriton_cff import deepMETSonicTriton
+from .enableSonicTriton_cff import (
+    TRITON_FALLBACK_DEFAULTS,
+    enableSonicTriton,
+    enableSonicTritonProcess,
+    tritonService,
+)
+from .particleTransformerAK4SonicTriton_cff import particleTransformerAK4SonicTriton
+
+
+def available() -> dict[str, Modifier]:
+    """The modifiers of this package by name."""
+    return {name: value for name, value in globals().items() if isinstance(value, Modifier)}
+
+
+def by_name(names: list[str] | tuple[str, ...], where: str = "procModifiers") -> list[Modifier]:
+    """The modifiers called *names*; an unknown name is a ConfigurationError naming the valid ones."""
+    known = available()
+    result = []
+    for name in names:
+        if name not in known:
+            raise ConfigurationError(
+                f"{where}: unknown process modifier '{name}'.{did_you_mean(name, known)} "
+                f"Valid: {', '.join(sorted(known))} (defined in framework/modifiers/)"
+            )
+        result.append(known[name])
+    return result
+
+
+__all__ = [
+    "TRITON_FALLBACK_DEFAULTS", "allSonicTriton", "available", "by_name", "deepMETSonicTriton", "enableSonicTriton",
+    "enableSonicTritonProcess", "particleTransformerAK4SonicTriton", "tritonService",
+]

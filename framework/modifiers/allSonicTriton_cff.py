@@ -1,0 +1,9 @@
+"""``allSonicTriton``: every ML producer via SONIC, with the TritonService (and its local fallback server)."""
+
+import framework.config as cms
+
+from .deepMETSonicTriton_cff import deepMETSonicTriton
+from .enableSonicTriton_cff import enableSonicTriton
+from .particleTransformerAK4SonicTriton_cff import particleTransformerAK4SonicTriton
+
+allSonicTriton = cms.ModifierChain(enableSonicTriton, particleTransformerAK4SonicTriton, deepMETSonicTriton)
