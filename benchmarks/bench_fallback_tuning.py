@@ -81,14 +81,17 @@ def load_events(sample: Path, max_events: int) -> list[dict[str, dict[str, np.nd
     from producers.particle_transformer_ak4 import features as part_features
 
     branches = sorted(set(part_features.INPUT_BRANCHES) | set(deepmet_features.INPUT_BRANCHES))
+    from framework.io.chunk import columns_of
+
     with uproot.open(sample) as f:
-        arrays = f["Events"].arrays(branches, library="np", entry_stop=max_events)
-    n = len(arrays[branches[0]])
+        arrays = f["Events"].arrays(branches, library="ak", entry_stop=max_events)
+    columns = columns_of(arrays, branches)
+    part_batch = part_features.build_part_inputs(columns)
+    deepmet_batch = deepmet_features.build_deepmet_inputs(columns)
     events = []
-    for i in range(n):
-        ev = {name: arrays[name][i] for name in branches}
-        part, _ = part_features.build_part_inputs({k: ev[k] for k in part_features.INPUT_BRANCHES})
-        deepmet = deepmet_features.build_deepmet_inputs({k: ev[k] for k in deepmet_features.INPUT_BRANCHES})
+    for i in range(len(arrays)):
+        part, _ = part_batch.event(i)
+        deepmet = deepmet_batch.event(i).inputs
         feeds = {DEEPMET: deepmet}
         if len(part["input_1"]):
             feeds[PART] = part

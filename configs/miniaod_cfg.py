@@ -30,12 +30,13 @@ process.options.wantSummary = bool(options.wantSummary)
 process.options.numberOfThreads = 2
 process.options.numberOfStreams = 4
 
-part.add(process, "pfParticleTransformerAK4JetTags", options.partModel)
-deepmet.add(process, "deepMETProducer", options.deepmetModel)
+# each add() attaches the algorithm's inputs producer and its inference producer, and returns their Task
+partTask = part.add(process, "pfParticleTransformerAK4JetTags", options.partModel)
+deepmetTask = deepmet.add(process, "deepMETProducer", options.deepmetModel)
 if options.sonic and options.mergeEvents > 1:
     for module in (process.pfParticleTransformerAK4JetTags, process.deepMETProducer):
         module.Client.mergeEvents = cms.uint32(options.mergeEvents)
-process.mlTask = cms.Task(process.pfParticleTransformerAK4JetTags, process.deepMETProducer)
+process.mlTask = cms.Task(partTask, deepmetTask)
 
 process.out = cms.OutputModule(
     "RootOutputModule",

@@ -1,5 +1,6 @@
-"""ParticleTransformer AK4 feature builder: hand-computed values, CMSSW ordering, bounds, slot counts and
-padding, edge cases; and the real CMS model on the bundled sample."""
+"""ParticleTransformer AK4 feature builder (the batch builder, run here on one event at a time):
+hand-computed values, CMSSW ordering, bounds, slot counts and padding, edge cases; and the real CMS model on
+the bundled sample. tests/test_features_part_chunk.py checks whole batches against the per-event oracle."""
 
 from __future__ import annotations
 
@@ -14,8 +15,8 @@ from producers.particle_transformer_ak4.features import (
     INPUT_NAMES,
     NPF_FEATURES,
     SV_FEATURES,
-    build_part_inputs,
 )
+from tests.part_oracle import build_batch_event as build_part_inputs
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 PART_MODEL = REPO_ROOT.parent / "shared" / "models" / "particletransformer_AK4" / "1" / "model.onnx"

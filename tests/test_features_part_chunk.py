@@ -1,4 +1,4 @@
-"""ParticleTransformer AK4 inputs for a whole chunk (``features_chunk.build_part_inputs_chunk``): every event
+"""ParticleTransformer AK4 inputs for a whole chunk (``features.build_part_inputs``, the one builder): every event
 equals the per-event reference ``build_part_inputs`` exactly (dtype, shape, bytes), on the bundled sample, on a
 generated sample with the edge cases, and on hand-made events; ``Chunk.cached``; the producer's ``prepare`` on a
 chunk and without one; and the main job's ParT products bit-identical to a job using the per-event builder."""
@@ -14,11 +14,24 @@ import numpy as np
 import pytest
 import uproot
 
+from framework.core.principal import EventPrincipal
 from framework.io.chunk import Chunk, Column, SourceEvent
-from producers.particle_transformer_ak4 import common
-from producers.particle_transformer_ak4.features import INPUT_BRANCHES, INPUT_NAMES, build_part_inputs
-from producers.particle_transformer_ak4.features_chunk import PartChunkInputs, build_part_inputs_chunk
+from producers.particle_transformer_ak4 import taginfo_producer
+from producers.particle_transformer_ak4.features import (
+    INPUT_BRANCHES,
+    INPUT_NAMES,
+    PartConfig,
+    PartInputs,
+)
+from producers.particle_transformer_ak4.features import build_part_inputs as build_batch
+from tests.part_oracle import build_part_inputs
 from tests.test_features_part import charged, make_event, neutral
+
+
+def build_part_inputs_chunk(columns, **kwargs) -> PartInputs:
+    """The batch builder with the oracle's keyword arguments."""
+    return build_batch(columns, PartConfig(**kwargs))
+
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 BUNDLED = REPO_ROOT / "data" / "samples" / "sample.root"
@@ -79,7 +92,7 @@ def assert_identical(got, want, what: str) -> None:
                         f"max |diff| {np.nanmax(diff) if diff.size else 0}")
 
 
-def assert_chunk_equals_reference(columns, what: str, **kwargs) -> PartChunkInputs:
+def assert_chunk_equals_reference(columns, what: str, **kwargs) -> PartInputs:
     batch = build_part_inputs_chunk(columns, **kwargs)
     n = len(next(iter(columns.values()))[1]) - 1
     assert len(batch) == n
@@ -212,20 +225,15 @@ def test_events_with_bad_links_fail_as_in_the_per_event_builder():
         batch.event(3)
 
 
-def test_branches_of_one_collection_that_disagree_fall_back_to_the_per_event_builder():
+def test_branches_of_one_collection_that_disagree_are_an_error():
+    """NanoAOD gives a collection one counter; a batch whose branches of one collection disagree is broken,
+    and the error names the branches and the event."""
     events = _hand_made_events()
     short = dict(events[2], JetPFCands_btagSip2dVal=np.zeros(1, np.float32))
     columns = columns_of_events([events[3], short, events[2]])
-    batch = build_part_inputs_chunk(columns)
-    for i in range(3):
-        try:
-            want = build_part_inputs(event_of(columns, i))
-        except Exception as e:  # noqa: BLE001 - whatever the per-event builder does, the chunk does too
-            with pytest.raises(type(e)) as got:
-                batch.event(i)
-            assert str(got.value) == str(e)
-        else:
-            assert_identical(batch.event(i), want, f"event {i}")
+    with pytest.raises(ValueError, match=r"JetPFCands collection disagree.*'JetPFCands_btagSip2dVal' has 1 values "
+                                         r"and 'JetPFCands_jetIdx' has 2 in event 1"):
+        build_part_inputs_chunk(columns)
 
 
 def test_flat_per_event_branches():
@@ -303,58 +311,48 @@ def test_chunk_cached_does_not_keep_a_failure():
     assert chunk.cached("k", lambda c: 42) == 42
 
 
-# ---------------------------------------------------------------------------- the producers' prepare
-class _Params:
-    max_cpf, max_npf, max_sv, min_slots = 25, 25, 5, 1
+# ---------------------------------------------------------------------------- the tag-info producer
+def _tag_info_producer():
+    from framework.core.params import Params
+
+    return taginfo_producer.ParticleTransformerAK4TagInfoProducer(
+        "tagInfos", Params(dict(taginfo_producer.TAGINFO_PARAMETERS)))
 
 
-class _Producer(common.ParTAK4Common):
-    params = _Params()
-
-
-class _Event:
-    def __init__(self, src):
-        self._src = src
-
-    def getBranches(self, names):
-        return {n: self._src.branch(n) for n in names}
-
-
-def test_prepare_uses_one_computation_per_chunk(generated_columns, monkeypatch):
+def test_tag_info_producer_builds_once_per_chunk(generated_columns, monkeypatch):
+    """One batch computation per chunk, however many events read it; each event's product equals the per-event
+    oracle's, bit for bit; only the declared branches are read."""
     columns = {name: Column(content, offsets) for name, (content, offsets) in generated_columns.items()}
     reads: list[str] = []
     chunk = _chunk_of(columns, reads)
     calls = []
-    real = common.build_part_inputs_chunk
-    monkeypatch.setattr(common, "build_part_inputs_chunk", lambda *a, **k: calls.append(1) or real(*a, **k))
-    producer = _Producer()
+    real = taginfo_producer.build_part_inputs
+    monkeypatch.setattr(taginfo_producer, "build_part_inputs", lambda *a, **k: calls.append(1) or real(*a, **k))
+    producer = _tag_info_producer()
     n = len(columns["Jet_pt"].offsets) - 1
     for i in range(n):
-        event = _Event(SourceEvent(chunk, i, i, "mem", (1, 1, i + 1)))
-        want = build_part_inputs(event.getBranches(INPUT_BRANCHES), max_cpf=25, max_npf=25, max_sv=5, min_slots=1)
-        assert_identical(producer.prepare(event), want, f"prepare, event {i}")
+        principal = EventPrincipal(i, SourceEvent(chunk, i, i, "mem", (1, 1, i + 1)))
+        producer.produce(principal.view("tagInfos"))
+        want = build_part_inputs(principal.view().getBranches(INPUT_BRANCHES))
+        assert_identical(principal.products[("tagInfos", "")], want, f"tag info, event {i}")
     assert len(calls) == 1
     assert sorted(set(reads)) == sorted(INPUT_BRANCHES)
 
 
-def test_prepare_without_a_chunk_uses_the_per_event_builder(monkeypatch):
-    ev = _hand_made_events()[3]
+def test_tag_info_producer_on_an_event_without_input_branches():
+    from framework.exceptions import InputError
 
-    class NoChunk(_Event):
-        def getBranches(self, names):
-            return {n: ev[n] for n in names}
-
-    monkeypatch.setattr(common, "build_part_inputs_chunk", lambda *a, **k: pytest.fail("no chunk to build"))
-    got = _Producer().prepare(NoChunk(SourceEvent(None, 0, 0, "", (1, 1, 1))))
-    assert_identical(got, build_part_inputs(ev), "EmptySource event")
+    principal = EventPrincipal(0, SourceEvent(None, 0, 0, "", (1, 1, 1)))
+    with pytest.raises(InputError, match="EmptySource"):
+        _tag_info_producer().produce(principal.view("tagInfos"))
 
 
 # ------------------------------------------------------------------------------------- the main job
-def _per_event_prepare(self, event):
-    """``ParTAK4Common.prepare`` as it was: the per-event builder on the event's branches."""
-    p = self.params
-    return build_part_inputs(event.getBranches(INPUT_BRANCHES), max_cpf=p.max_cpf, max_npf=p.max_npf,
-                             max_sv=p.max_sv, min_slots=p.min_slots, pad_to_event_max=True)
+def _per_event_produce(self, event):
+    """The tag-info producer on the per-event oracle."""
+    c = self.config
+    event.put(build_part_inputs(event.getBranches(INPUT_BRANCHES), max_cpf=c.max_cpf, max_npf=c.max_npf,
+                                max_sv=c.max_sv, min_slots=c.min_slots, pad_to_event_max=True))
 
 
 @pytest.mark.slow
@@ -367,13 +365,13 @@ def test_main_job_part_scores_bit_identical_to_the_per_event_builder(tmp_path, m
 
     job = ["maxEvents=200", "wantSummary=0"]
     with monkeypatch.context() as m:
-        m.setattr(common.ParTAK4Common, "prepare", _per_event_prepare)
-        m.setattr(common, "build_part_inputs_chunk", lambda *a, **k: pytest.fail("the reference uses no chunk builder"))
+        m.setattr(taginfo_producer.ParticleTransformerAK4TagInfoProducer, "produce", _per_event_produce)
+        m.setattr(taginfo_producer, "build_part_inputs", lambda *a, **k: pytest.fail("the reference uses no batch builder"))
         reference = run_main(tmp_path / "per_event.root", *job, "numStreams=1").arrays()
 
     calls = []
-    real = common.build_part_inputs_chunk
-    monkeypatch.setattr(common, "build_part_inputs_chunk", lambda *a, **k: calls.append(1) or real(*a, **k))
+    real = taginfo_producer.build_part_inputs
+    monkeypatch.setattr(taginfo_producer, "build_part_inputs", lambda *a, **k: calls.append(1) or real(*a, **k))
     runs = {"1 stream, 1 chunk": run_main(tmp_path / "chunk_1.root", *job, "numStreams=1").arrays()}
     assert len(calls) == 1
     monkeypatch.setitem(RootSource.parameters, "chunkSize", 64)

@@ -96,16 +96,27 @@ def heldout_file(tmp_path_factory, generate_sample) -> Path:
     return path
 
 
+def _columns(path, names):
+    """The batch builders' input: every event of *path* as columns."""
+    import uproot
+
+    from framework.io.chunk import columns_of
+
+    with uproot.open(path) as f:
+        return columns_of(f["Events"].arrays(list(names), library="ak"), names)
+
+
 @pytest.fixture(scope="module")
 def part_heldout(heldout_file):
     """ParT inputs of every held-out jet with candidates (padded to the maximum slots), its hadron
     flavour, and the bundled model's scores."""
-    from producers.particle_transformer_ak4.features import build_part_inputs
+    from producers.particle_transformer_ak4.features import INPUT_BRANCHES, build_part_inputs
 
     parts: dict[str, list[np.ndarray]] = {name: [] for name in PART_SLOTS}
     flavour = []
-    for ev in tc.iter_events(heldout_file):
-        inputs, has_candidates = build_part_inputs(ev)
+    batch = build_part_inputs(_columns(heldout_file, INPUT_BRANCHES))
+    for i, ev in enumerate(tc.iter_events(heldout_file)):
+        inputs, has_candidates = batch.event(i)
         keep = np.asarray(has_candidates, bool)
         if not keep.any():
             continue
@@ -120,8 +131,9 @@ def part_heldout(heldout_file):
 @pytest.fixture(scope="module")
 def deepmet_heldout(heldout_file):
     """Per held-out event: the bundled DeepMET's MET, raw PF MET and GenMET (px, py in GeV)."""
-    from producers.deepmet.features import build_deepmet_inputs
+    from producers.deepmet.features import INPUT_BRANCHES, build_deepmet_inputs
 
+    inputs = build_deepmet_inputs(_columns(heldout_file, INPUT_BRANCHES))
     sess = session(model_path(DEEPMET))
     predicted, pf, gen, batch = [], [], [], []
 
@@ -130,8 +142,8 @@ def deepmet_heldout(heldout_file):
         predicted.append(sess.run([DEEPMET_OUTPUT], feeds)[0] * NORM)
         batch.clear()
 
-    for ev in tc.iter_events(heldout_file):
-        batch.append(build_deepmet_inputs(ev))
+    for i, ev in enumerate(tc.iter_events(heldout_file)):
+        batch.append(inputs.event(i).inputs)
         pt = np.asarray(ev["PFCands_pt"], np.float64)
         phi = np.asarray(ev["PFCands_phi"], np.float64)
         pf.append((-np.sum(pt * np.cos(phi)), -np.sum(pt * np.sin(phi))))

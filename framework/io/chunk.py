@@ -44,6 +44,12 @@ class Column:
         return ak.Array(layout)[idx]
 
 
+def columns_of(arrays: Any, names: Iterable[str]) -> dict[str, Column]:
+    """``{name: Column}`` of the awkward arrays ``arrays[name]`` (e.g. ``tree.arrays(names)`` of uproot): what the
+    feature builders take, for a batch of events read outside the framework (training, benchmarks)."""
+    return {n: Column.from_awkward(arrays[n]) for n in names}
+
+
 class _CacheEntry:
     """One value of :meth:`Chunk.cached`: computed once, under its own lock."""
 

@@ -6,19 +6,20 @@ from framework.core.module import EDProducer
 from framework.core.registry import register
 from framework.ml.onnx import ONNXSession, match_names
 
+from . import features
 from .common import COMMON_PARAMETERS, DeepMETCommon
 
 
 class _Cache:
     def __init__(self, session: ONNXSession):
         self.session = session
-        self.names = match_names(["input", "input_cat0", "input_cat1", "input_cat2"], list(session.inputs))
+        self.names = match_names(list(features.INPUT_NAMES), list(session.inputs))
         self.output = session.outputs[0]
 
 
 @register("DeepMETProducer")
 class DeepMETProducer(DeepMETCommon, EDProducer):
-    """CMSSW's ``DeepMETProducer``: one event per inference."""
+    """CMSSW's ``DeepMETProducer``: one event per inference, inputs from ``src``."""
 
     parameters = {
         **COMMON_PARAMETERS,
@@ -33,9 +34,8 @@ class DeepMETProducer(DeepMETCommon, EDProducer):
 
     def produce(self, event) -> None:
         cache = self.globalCache
-        with self.timed("features"):
-            inputs = self.prepare(event)
-        feed = {cache.names[k]: v for k, v in inputs.items()}
+        inputs = self.modelInputs(event)
+        feed = {cache.names[k]: v for k, v in inputs.inputs.items()}
         with self.timed("inference"):
             out = cache.session.run(feed, [cache.output], where=f"module {self.label}, {event.where()}")[cache.output]
-        self.postprocess(event, out)
+        self.postprocess(event, inputs, out)

@@ -12,7 +12,7 @@ from .common import COMMON_PARAMETERS, DeepMETCommon
 
 @register("DeepMETSonicProducer")
 class DeepMETSonicProducer(DeepMETCommon, SonicEDProducer):
-    """CMSSW's ``DeepMETSonicProducer``: one event per request (batch size 1)."""
+    """CMSSW's ``DeepMETSonicProducer``: one event per request (batch size 1), inputs from ``src``."""
 
     parameters = dict(COMMON_PARAMETERS)
 
@@ -23,10 +23,9 @@ class DeepMETSonicProducer(DeepMETCommon, SonicEDProducer):
 
     def acquire(self, event, input) -> None:
         self.client.setBatchSize(1)
-        with self.timed("features"):
-            inputs = self.prepare(event)
-        for name, array in inputs.items():
+        self._inputs = self.modelInputs(event)
+        for name, array in self._inputs.inputs.items():
             input[self._names[name]].toServer(array)
 
     def produce(self, event, output) -> None:
-        self.postprocess(event, output[self._output].fromServer())
+        self.postprocess(event, self._inputs, output[self._output].fromServer())

@@ -13,7 +13,8 @@ from .common import COMMON_PARAMETERS, OUTPUT_NAME, ParTAK4Common
 
 @register("ParticleTransformerAK4ONNXJetTagsProducer")
 class ParticleTransformerAK4ONNXJetTagsProducer(ParTAK4Common, EDProducer):
-    """CMSSW's ``ParticleTransformerAK4ONNXJetTagsProducer``: the event's jets as one batch."""
+    """CMSSW's ``ParticleTransformerAK4ONNXJetTagsProducer``: the event's jets (from the tag infos
+    ``src``) as one batch."""
 
     parameters = {
         **COMMON_PARAMETERS,
@@ -27,8 +28,7 @@ class ParticleTransformerAK4ONNXJetTagsProducer(ParTAK4Common, EDProducer):
         return ONNXSession(params.model_path, device=params.device, threads=params.threads, name="particletransformer_AK4")
 
     def produce(self, event) -> None:
-        with self.timed("features"):
-            inputs, has_candidates = self.prepare(event)
+        inputs, has_candidates = self.tagInfo(event)
         if len(has_candidates) == 0:
             scores = np.zeros((0, len(self.params.flav_names)), np.float32)
         else:

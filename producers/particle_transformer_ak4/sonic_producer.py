@@ -18,8 +18,7 @@ class ParticleTransformerAK4SonicJetTagsProducer(ParTAK4Common, SonicEDProducer)
     parameters = dict(COMMON_PARAMETERS)
 
     def acquire(self, event, input) -> None:
-        with self.timed("features"):
-            inputs, self._has_candidates = self.prepare(event)
+        inputs, self._has_candidates = self.tagInfo(event)
         self.client.setBatchSize(len(self._has_candidates))
         if len(self._has_candidates) == 0:
             return
