@@ -263,12 +263,10 @@ class TritonClient:
         self.mergeEvents = int(params.mergeEvents)
         self._merger: Any = None
         self._merger_key: tuple[Any, ...] | None = None
-        if self.modelConfigPath and not os.path.isfile(self.modelConfigPath):
-            from ..paths import REPO_ROOT
+        if self.modelConfigPath:
+            from ..paths import locate
 
-            in_repo = REPO_ROOT / self.modelConfigPath  # FileInPath-like: relative to the repository too
-            if not os.path.isabs(self.modelConfigPath) and in_repo.is_file():
-                self.modelConfigPath = str(in_repo)
+            self.modelConfigPath = locate(self.modelConfigPath)  # FileInPath-like: relative to the repository too
         if self.modelConfigPath and not os.path.isfile(self.modelConfigPath):
             raise ConfigurationError(
                 f"{where}: modelConfigPath {self.modelConfigPath!r} does not exist. Give the model's config.pbtxt "

@@ -20,6 +20,9 @@ The framework calls :meth:`SonicEDProducer.externalAcquire` (reset the client, c
 request according to ``Client.mode``) and, once the server answered, :meth:`SonicEDProducer.externalProduce`
 (call ``produce``). A failed request reaches the framework as the module's error, naming the model, the server
 and the event.
+
+A real algorithm puts its feature building in a producer of its own (the TagInfo split) and gives both twins
+the product: see ``producers/particle_transformer_ak4`` and the step-by-step ``docs/tutorial.md``.
 """
 
 from __future__ import annotations
@@ -83,8 +86,7 @@ class SonicEDProducer(ExternalWorkProducer):
 
     def externalAcquire(self, event: Event, holder: WaitingTaskHolder) -> None:
         client = self.client
-        if not client._connected:
-            client.connect()
+        client.connect()  # once; a no-op when connected
         client.reset()
         client.setEvent(event.where())
         t0 = time.perf_counter()
