@@ -276,5 +276,5 @@ def test_nanoaod_input_names_the_missing_pf_candidate_branch(run_framework, nano
     needed = set(part_features.INPUT_BRANCHES) | set(deepmet_features.INPUT_BRANCHES)
     present = set(uproot.open(nanoaod_file)["Events"].keys())
     assert named[0] in needed and named[0] not in present and "PFCands_" in named[0], err
-    assert "no PF candidates (PFCands_*" in err and "Needed by module 'pfParticleTransformerAK4JetTags'" in err, err
+    assert "no PF candidates (PFCands_*" in err and "Needed by module 'pfParticleTransformerAK4TagInfos'" in err, err
     assert not (tmp_path / "x.root").exists()

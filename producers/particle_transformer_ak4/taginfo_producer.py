@@ -6,30 +6,25 @@ from __future__ import annotations
 
 from dataclasses import fields
 
-from framework.core.module import EDProducer
 from framework.core.registry import register
+from framework.ml.inputs import BatchInputsProducer
 
-from .features import INPUT_BRANCHES, PartConfig, build_part_inputs
+from .features import INPUT_BRANCHES, PartConfig, PartInputs, build_part_inputs
 
 #: the tag-info producer's parameters: every setting of :class:`PartConfig`, with its default
 TAGINFO_PARAMETERS = {f.name: f.default for f in fields(PartConfig)}
 
 
 @register("ParticleTransformerAK4TagInfoProducer")
-class ParticleTransformerAK4TagInfoProducer(EDProducer):
+class ParticleTransformerAK4TagInfoProducer(BatchInputsProducer):
     """Puts one :class:`~.features.PartTagInfo` per event (instance ``""``)."""
 
     parameters = dict(TAGINFO_PARAMETERS)
+    branches = INPUT_BRANCHES
 
     def __init__(self, label, params, globalCache=None):
-        super().__init__(label, params, globalCache)
         self.config = PartConfig.from_params(params)
-        self._key = ("particle_transformer_ak4", self.config)
+        super().__init__(label, params, globalCache)
 
-    def inputBranches(self) -> tuple[str, ...]:
-        return INPUT_BRANCHES
-
-    def produce(self, event) -> None:
-        batch = event.batch
-        inputs = batch.cached(self._key, lambda b: build_part_inputs(b.columns(INPUT_BRANCHES), self.config))
-        event.put(inputs.event(event.batchIndex))
+    def build(self, columns) -> PartInputs:
+        return build_part_inputs(columns, self.config)
