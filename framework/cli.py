@@ -7,6 +7,7 @@ import logging
 import sys
 import traceback
 
+from . import signals
 from .exceptions import FrameworkError
 
 log = logging.getLogger("framework")
@@ -60,17 +61,18 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: unknown command '{command}'.{did_you_mean(command, SUBCOMMANDS)}\n\n{USAGE}", file=sys.stderr)
         return 2
     module_name, func = SUBCOMMANDS[command]
+    stop = signals.StopOnSignals()  # SIGTERM stops like Ctrl-C
     try:
-        fn = getattr(importlib.import_module(module_name), func)
-        return int(fn(args) or 0)
+        with stop:
+            fn = getattr(importlib.import_module(module_name), func)
+            return int(fn(args) or 0)
     except FrameworkError as e:
         if show_tb:
             traceback.print_exc()
         print(f"\n----- Begin Fatal Exception -----\n{type(e).__name__}: {e}\n----- End Fatal Exception -----", file=sys.stderr)
         return e.exit_code
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as e:  # Ctrl-C or SIGTERM: 130 or 143
+        return stop.finish(e)
     except Exception as e:  # noqa: BLE001 - a bug: short message, full traceback on request
         if show_tb:
             traceback.print_exc()

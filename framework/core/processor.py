@@ -393,10 +393,13 @@ class EventProcessor:
                     if time.monotonic() - failed_at > self.ABANDON_AFTER_S:
                         log.warning("abandoning external work still in flight %.0f s after the failure", self.ABANDON_AFTER_S)
                         break
-        except KeyboardInterrupt:
+        except KeyboardInterrupt as e:  # Ctrl-C, or SIGTERM (framework.signals.Terminated)
             self._stop = True
-            log.warning("interrupted: finishing the events in flight, then stopping")
-            self._all_done.wait(30)
+            log.warning("%s: finishing the %d events in flight, no output written", str(e) or "interrupted",
+                        self._n_read - self.report.processed - len(self._pending))
+            from ..signals import grace_wait  # a second signal ends this wait, not the cleanup after it
+
+            grace_wait(self._all_done, 30)
             raise
         finally:
             pool.shutdown(wait=False, cancel_futures=True)
