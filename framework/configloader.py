@@ -63,7 +63,7 @@ def execute_config(path: str, *, modifiers: Iterable[Modifier] = ()) -> Process:
     with configuring(extra=modifiers):
         try:
             namespace = runpy.run_path(path, run_name="__config__")
-        except (FrameworkError, varparsing.OptionsHelp, SystemExit):
+        except (FrameworkError, varparsing.OptionsHelp, SystemExit, KeyboardInterrupt):
             raise
         except BaseException as e:  # noqa: BLE001
             frames = [f for f in traceback.extract_tb(e.__traceback__)
