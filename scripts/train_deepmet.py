@@ -21,7 +21,6 @@ import math
 import sys
 import tempfile
 import time
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -84,7 +83,7 @@ def build_dataset(root_file: Path):
 
     xs, cats, counts, target, pfmet = [], [], [], [], []
     for ev in tc.iter_events(root_file):
-        inp = build_deepmet_inputs(ev)
+        inp = build_deepmet_inputs(tc.event_columns(ev)).event(0).inputs
         x = np.asarray(inp["input"], dtype=np.float32).reshape(-1, N_CONT)
         c = np.concatenate(
             [np.asarray(inp[f"input_cat{i}"], dtype=np.float32).reshape(-1, 1) for i in range(3)], axis=1
@@ -200,74 +199,17 @@ def predict_onnx(path: Path, ds, events, batch: int = 16) -> np.ndarray:
 
 # ---------------------------------------------------------------- export
 
-
-def export_onnx(model, path: Path, opset: int = 17) -> None:
-    import torch
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # the TorchScript exporter (dynamo=False): the torch.export-based one needs onnxscript, and this graph
-    # has no data-dependent control flow, so the legacy exporter gives a plain, small opset-17 graph
-    dummy = (torch.randn(2, N_CANDS, N_CONT),) + tuple(torch.zeros(2, N_CANDS, 1) for _ in range(3))
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)
-        torch.onnx.export(
-            model,
-            dummy,
-            str(path),
-            input_names=INPUT_NAMES,
-            output_names=[OUTPUT_NAME],
-            dynamic_axes={name: {0: "N"} for name in INPUT_NAMES + [OUTPUT_NAME]},
-            opset_version=opset,
-            do_constant_folding=True,
-            dynamo=False,
-        )
-    tc.strip_onnx_doc_strings(path)
+TRITON_CONFIG = dict(max_batch_size=100, dynamic_batching=[8, 16], checksum=True)
+"""The Triton settings of the bundled model (``framework.ml.export.build_model_config`` keywords)."""
 
 
-CONFIG_TEMPLATE = """name: "{name}"
-platform: "onnxruntime_onnx"
-max_batch_size: 100
-input [{{
-  name: "input:0"
-  data_type: TYPE_FP32
-  dims: [4500, 8]
-}}, {{
-  name: "input_cat0:0"
-  data_type: TYPE_FP32
-  dims: [4500, 1]
-}}, {{
-  name: "input_cat1:0"
-  data_type: TYPE_FP32
-  dims: [4500, 1]
-}}, {{
-  name: "input_cat2:0"
-  data_type: TYPE_FP32
-  dims: [4500, 1]
-}}]
-output [{{
-  name: "output/BiasAdd:0"
-  data_type: TYPE_FP32
-  dims: [2]
-}}]
-dynamic_batching {{
-  preferred_batch_size: [8, 16]
-}}
-model_repository_agents {{
-  agents {{
-    name: "checksum"
-    parameters {{
-      key: "MD5:1/model.onnx"
-      value: "{md5}"
-    }}
-  }}
-}}
-"""
+def export(model, example: tuple, out: Path) -> Path:
+    """Export ``model`` as ``<out>/deepmet``, checked against torch on the events of ``example`` (the four
+    inputs, padded to N_CANDS); returns the model directory."""
+    from framework.ml.export import export_to_triton
 
-
-def write_config(model_dir: Path) -> str:
-    md5 = tc.md5sum(model_dir / "1" / "model.onnx")
-    (model_dir / "config.pbtxt").write_text(CONFIG_TEMPLATE.format(name=MODEL_NAME, md5=md5))
-    return md5
+    return export_to_triton(model, example, out, MODEL_NAME, input_names=INPUT_NAMES, output_names=[OUTPUT_NAME],
+                            **TRITON_CONFIG)
 
 
 def rms(a: np.ndarray) -> np.ndarray:
@@ -275,6 +217,8 @@ def rms(a: np.ndarray) -> np.ndarray:
 
 
 def main(argv=None) -> int:
+    from framework.server.repository import file_digest
+
     args = tc.parse_training_args(__doc__.split("\n\n")[0], argv, events=3000, seed=202, epochs=8)
 
     t0 = time.perf_counter()
@@ -296,15 +240,14 @@ def main(argv=None) -> int:
     model = train(ds, trn, args.epochs, args.seed)
     t_train = time.perf_counter()
 
-    model_dir = args.out / MODEL_NAME
+    model_dir = export(model, padded_batch(ds, val[:8], n_slots=N_CANDS), args.out)
     onnx_path = model_dir / "1" / "model.onnx"
-    export_onnx(model, onnx_path)
     p_torch = predict_torch(model, ds, val)
     p_onnx = predict_onnx(onnx_path, ds, val)
     diff = float(np.abs(p_torch - p_onnx).max())
     if not diff < 1e-4:
         raise SystemExit(f"onnxruntime differs from torch by {diff:.2e} (> 1e-4)")
-    md5 = write_config(model_dir)
+    md5 = file_digest(onnx_path)
 
     res_model = 50 * rms(p_onnx - ds["target"][val])
     res_pf = 50 * rms(ds["pfmet"][val] - ds["target"][val])

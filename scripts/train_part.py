@@ -23,7 +23,6 @@ import math
 import sys
 import tempfile
 import time
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -175,7 +174,7 @@ def build_dataset(root_file: Path):
     arrays = {f"input_{i}": [] for i in range(1, 7)}
     labels, flavour = [], []
     for ev in tc.iter_events(root_file):
-        inputs, has_cands = build_part_inputs(ev)
+        inputs, has_cands = build_part_inputs(tc.event_columns(ev)).event(0)
         n_jets = len(has_cands)
         if n_jets == 0:
             continue
@@ -273,76 +272,38 @@ def predict_torch(model, data, batch: int = 1024) -> np.ndarray:
 
 # ---------------------------------------------------------------- export
 
+LABELS_FILE = "particletransformer_labels.txt"
 
-def export_onnx(model, path: Path, opset: int = 17) -> None:
+
+def edit_config(config) -> None:
+    """What the bundled config.pbtxt has beyond the exporter's options: the class labels and ONNXRuntime's
+    basic graph optimisation level (as the CMS config)."""
+    config.output[0].label_filename = LABELS_FILE
+    config.optimization.graph.level = -1
+
+
+TRITON_CONFIG = dict(max_batch_size=500, dynamic_batching=[200], checksum=True, edit_config=edit_config)
+"""The Triton settings of the bundled model (``framework.ml.export.build_model_config`` keywords)."""
+
+
+def export(model, data: dict, out: Path, n_examples: int = 16) -> Path:
+    """Export ``model`` as ``<out>/particletransformer_AK4`` (checked against torch on the first jets of
+    ``data``) with its labels file; returns the model directory."""
     import torch
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # the TorchScript exporter (dynamo=False): the torch.export-based one needs onnxscript, and this graph
-    # has no data-dependent control flow, so the legacy exporter gives a plain, small opset-17 graph
-    dummy = tuple(
-        torch.randn(2, n, f) for n, f in zip(MAX_SLOTS + MAX_SLOTS, N_FEATURES + (4, 4, 4), strict=True)
-    )
+    from framework.ml.export import export_to_triton
+
     names = [f"input_{i}" for i in range(1, 7)]
-    dynamic_axes = {name: {0: "N", 1: f"n_{name}"} for name in names}
-    dynamic_axes["softmax"] = {0: "N"}
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)
-        torch.onnx.export(
-            model,
-            dummy,
-            str(path),
-            input_names=names,
-            output_names=["softmax"],
-            dynamic_axes=dynamic_axes,
-            opset_version=opset,
-            do_constant_folding=True,
-            dynamo=False,
-        )
-    tc.strip_onnx_doc_strings(path)
-
-
-CONFIG_TEMPLATE = """name: "{name}"
-platform: "onnxruntime_onnx"
-max_batch_size: 500
-{inputs}output {{
-  name: "softmax"
-  data_type: TYPE_FP32
-  dims: [6]
-  label_filename: "particletransformer_labels.txt"
-}}
-dynamic_batching {{
-  preferred_batch_size: [200]
-}}
-optimization {{
-  graph {{
-    level: -1
-  }}
-}}
-model_repository_agents {{
-  agents {{
-    name: "checksum"
-    parameters {{
-      key: "MD5:1/model.onnx"
-      value: "{md5}"
-    }}
-  }}
-}}
-"""
-
-
-def write_config(model_dir: Path) -> str:
-    md5 = tc.md5sum(model_dir / "1" / "model.onnx")
-    inputs = "".join(
-        f'input {{\n  name: "input_{i + 1}"\n  data_type: TYPE_FP32\n  dims: [-1, {f}]\n}}\n'
-        for i, f in enumerate(N_FEATURES + (4, 4, 4))
-    )
-    (model_dir / "config.pbtxt").write_text(CONFIG_TEMPLATE.format(name=MODEL_NAME, inputs=inputs, md5=md5))
-    (model_dir / "particletransformer_labels.txt").write_text("\n".join(LABELS) + "\n")
-    return md5
+    example = {n: torch.from_numpy(np.ascontiguousarray(data[n][:n_examples])) for n in names}
+    model_dir = export_to_triton(model, example, out, MODEL_NAME, output_names=["softmax"],
+                                 dynamic_axes={n: [1] for n in names}, **TRITON_CONFIG)
+    (model_dir / LABELS_FILE).write_text("\n".join(LABELS) + "\n")
+    return model_dir
 
 
 def main(argv=None) -> int:
+    from framework.server.repository import file_digest
+
     args = tc.parse_training_args(__doc__.split("\n\n")[0], argv, events=4000, seed=101, epochs=10)
 
     t0 = time.perf_counter()
@@ -366,16 +327,15 @@ def main(argv=None) -> int:
     model = train(subset(data, trn), labels[trn], mean_std, args.epochs, args.seed)
     t_train = time.perf_counter()
 
-    model_dir = args.out / MODEL_NAME
-    onnx_path = model_dir / "1" / "model.onnx"
-    export_onnx(model, onnx_path)
     val_data = subset(data, val)
+    model_dir = export(model, val_data, args.out)
+    onnx_path = model_dir / "1" / "model.onnx"
     p_torch = predict_torch(model, val_data)
     p_onnx = tc.run_onnx(onnx_path, val_data)["softmax"]
     diff = float(np.abs(p_torch - p_onnx).max())
     if not diff < 1e-4:
         raise SystemExit(f"onnxruntime differs from torch by {diff:.2e} (> 1e-4)")
-    md5 = write_config(model_dir)
+    md5 = file_digest(onnx_path)
 
     fl = flavour[val]
     sel = (fl == 5) | (fl == 0)

@@ -5,7 +5,6 @@ Nothing here imports torch: the tests use the event reader, the ONNX runner and 
 
 from __future__ import annotations
 
-import hashlib
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -51,8 +50,14 @@ def iter_events(path: Path, tree: str = "Events", step_size: int = 1000) -> Iter
                 }
 
 
-def md5sum(path: Path) -> str:
-    return hashlib.md5(Path(path).read_bytes()).hexdigest()
+def event_columns(ev: dict[str, np.ndarray]) -> dict[str, tuple[np.ndarray, np.ndarray | None]]:
+    """One event of :func:`iter_events` as a one-event batch of ``(content, offsets)`` columns, the input of
+    the producers' batch feature builders (``build_part_inputs``, ``build_deepmet_inputs``)."""
+    columns = {}
+    for name, value in ev.items():
+        a = np.asarray(value)
+        columns[name] = (a.reshape(1), None) if a.ndim == 0 else (a, np.array([0, len(a)], dtype=np.int64))
+    return columns
 
 
 def ort_session(path: Path, threads: int = 1):
@@ -94,24 +99,11 @@ def auc(score: np.ndarray, is_signal: np.ndarray) -> float:
     return float((ranks[is_signal].sum() - n_sig * (n_sig + 1) / 2.0) / (n_sig * n_bkg))
 
 
-def strip_onnx_doc_strings(path: Path) -> None:
-    """Drop the exporter's per-node doc strings (source locations) to keep the file small and reproducible."""
-    import onnx
-
-    model = onnx.load(str(path))
-    for node in model.graph.node:
-        node.doc_string = ""
-    model.producer_name = "cmssw-py-framework"
-    onnx.checker.check_model(model)
-    onnx.save(model, str(path))
-
-
 def parse_model_config(path: Path):
     """Parse a Triton ``config.pbtxt`` into a ``ModelConfig`` message."""
-    from google.protobuf import text_format
-    from tritonclient.grpc import model_config_pb2
+    from framework.server.repository import read_model_config
 
-    return text_format.Parse(Path(path).read_text(), model_config_pb2.ModelConfig())
+    return read_model_config(path)
 
 
 def parse_training_args(description: str, argv, *, events: int, seed: int, epochs: int):
@@ -126,6 +118,9 @@ def parse_training_args(description: str, argv, *, events: int, seed: int, epoch
     ap.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch default)")
     args = ap.parse_args(argv)
     sys.stdout.reconfigure(line_buffering=True)  # progress shows up when piped to a log
+    import logging
+
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s: %(message)s")  # the exporter's check
     import torch
 
     if args.threads:
