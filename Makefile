@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed-stamp
 SAMPLE := data/samples/sample.root
 EVENTS ?= 200
 
-.PHONY: all install run test lint bench bench-client bench-sonic bench-job train clean
+.PHONY: all install run test lint bench bench-client bench-sonic bench-job bench-features train clean
 
 all: test
 
@@ -32,13 +32,15 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check framework producers configs tests benchmarks scripts
 
 ## bench: the benchmarks; results go to benchmarks/results/
-bench: bench-client bench-job
+bench: bench-client bench-job bench-features
 bench-client: $(STAMP)
 	$(PY) benchmarks/bench_client.py --out benchmarks/results/client.json
 bench-sonic: $(STAMP)
 	$(PY) benchmarks/bench_sonic.py --out benchmarks/results/sonic.json
 bench-job: $(STAMP)
 	$(PY) benchmarks/bench_job.py --out benchmarks/results/job.json
+bench-features: $(STAMP)
+	$(PY) benchmarks/bench_features.py --out benchmarks/results/features.json
 
 ## train: retrain the bundled models (needs torch: pip install -e '.[train]')
 train: $(STAMP)
