@@ -896,12 +896,27 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--events-per-lumi", type=int, default=100, help="events per luminosity block")
     parser.add_argument("--compression", choices=("zlib", "lzma"), default="zlib")
     parser.add_argument("--level", type=int, default=1, help="compression level 1-9 (default 1)")
+    parser.add_argument("--flavour", choices=("generated", "pfnano-released"), default="generated",
+                        help="branch layout: this framework's schema (default) or PFNano as released "
+                             "(no PFCands_fromPV/hcalFraction, JetPFCands_btagSip2d*; see README 'Real PFNano files')")
     args = parser.parse_args(argv)
     if not logging.getLogger().handlers:
         logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
-        generate(args.output, args.events, args.seed, run=args.run, events_per_lumi=args.events_per_lumi,
-                 compression=args.compression, level=args.level)
+        if args.flavour == "generated":
+            generate(args.output, args.events, args.seed, run=args.run, events_per_lumi=args.events_per_lumi,
+                     compression=args.compression, level=args.level)
+        else:
+            from framework.io.pfnano import write_released
+
+            out = Path(args.output)
+            tmp = out.parent / f".{out.name}.{os.getpid()}.generated.tmp"
+            try:
+                generate(tmp, args.events, args.seed, run=args.run, events_per_lumi=args.events_per_lumi,
+                         compression=args.compression, level=args.level)
+                write_released(tmp, out)
+            finally:
+                tmp.unlink(missing_ok=True)
     except (ValueError, OSError) as exc:
         log.error("generate failed: %s", exc)
         return 1

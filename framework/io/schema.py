@@ -10,6 +10,9 @@ Two deliberate differences from real NanoAOD, both harmless for readers:
 - counters (``nJet``, ``nPFCands``, ...) are ``int32`` (what uproot writes) instead of ``uint32``;
 - ``Jet_nConstituents`` and ``SV_ntracks`` are ``int32`` instead of ``uint8``.
 
+PFNano as released (cms-jet/PFNano) lacks ``PFCands_fromPV``, ``PFCands_hcalFraction`` and
+``JetPFCands_btagSip2dVal/Sig``; :mod:`framework.io.pfnano` derives them when such a file is read.
+
 Units: GeV, cm, radians. ``SV_chi2`` is the *normalized* chi2 of the vertex fit, as in NanoAOD
 (``vertexNormalizedChi2()``); the fit chi2 is ``SV_chi2 * SV_ndof``.
 """

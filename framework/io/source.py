@@ -12,6 +12,7 @@ import uproot
 from ..core.module import Source
 from ..core.registry import register
 from ..exceptions import InputError, did_you_mean, nearest
+from . import pfnano
 from .chunk import Chunk, Column, SourceEvent
 
 log = logging.getLogger(__name__)
@@ -72,11 +73,9 @@ def _some(names: list[str], n: int = 3) -> str:
 
 def _locate(path: str) -> str:
     """A relative path that is not found here is looked up in the repository (bundled samples)."""
-    from ..paths import REPO_ROOT
+    from ..paths import locate
 
-    if not os.path.isabs(path) and not os.path.exists(path) and (REPO_ROOT / path).exists():
-        return str(REPO_ROOT / path)
-    return path
+    return locate(path)
 
 
 @register("RootSource")
@@ -95,6 +94,7 @@ class RootSource(Source):
         super().__init__(label, params, globalCache)
         self.files: list[str] = [_locate(f) for f in params.fileNames]
         self._warnings: list[str] = []
+        self._derived: dict[str, dict[str, pfnano.Derivation]] = {}  # per file: canonical branches it derives
         self._open: tuple[object, object] | None = None
         self._read_lock = threading.RLock()
 
@@ -140,24 +140,46 @@ class RootSource(Source):
 
     def require(self, names: Iterable[str] | dict[str, list[str]]) -> None:
         """Check that every file has the branches *names* (optionally mapped to the modules that read
-        them, for the message) and read them ahead with each chunk."""
+        them, for the message) or, for a PFNano file as released, can derive them (:mod:`.pfnano`), and
+        read them ahead with each chunk. Each derivation used is named once in :meth:`warnings`."""
         users = names if isinstance(names, dict) else {}
         names = sorted(set(names))
+        self._derived = {}
+        used: dict[str, list[str]] = {}
         for path, branches in zip(self.files, self._branches):
-            have = set(branches)
-            missing = [n for n in names if n not in have]
+            derived, missing = pfnano.plan(branches, names)
             if missing:
-                n = missing[0]
-                who = f" Needed by module {', '.join(users[n])}." if users.get(n) else ""
-                more = f" Missing in all: {_some(missing)}." if len(missing) > 1 else ""
-                pf = ("; it has no PF candidates (PFCands_*, JetPFCands_*): use a PFNano-style file, e.g. one from "
-                      "python -m framework generate" if any(m.startswith(("PFCands_", "JetPFCands_")) for m in missing) else "")
-                raise InputError(
-                    f"branch '{n}' not found in tree '{self.params.treeName}' of {path}.{who}"
-                    f"{did_you_mean(n, branches)}{more} The file has {len(branches)} branches{pf}."
-                )
+                raise InputError(self._missing_message(path, branches, missing, users))
+            self._derived[path] = derived
+            for name in derived:
+                used.setdefault(name, []).append(path)
+        for name, paths in used.items():
+            d = self._derived[paths[0]][name]
+            files = f"{len(paths)} of {len(self.files)} input files (PFNano as released)"
+            if d.replaces:
+                text = (f"{name} of {files} converted to this framework's convention: {d.summary}; outputs that "
+                        f"keep {name} write the converted values; see README 'Real PFNano files'")
+            else:
+                text = (f"{name} is not stored in {files}: derived from {', '.join(d.inputs)} ({d.summary}); "
+                        "see README 'Real PFNano files'")
+            if text not in self._warnings:
+                self._warnings.append(text)
         self._required = names
         self._has_ids = [all(b in set(br) for b in ID_BRANCHES) for br in self._branches]
+
+    def _missing_message(self, path: str, branches: list[str], missing: list[str], users: dict[str, list[str]]) -> str:
+        """Why the branches *missing* cannot be read from *path*, and how to fix it."""
+        tree = self.params.treeName
+        cand_missing = [m for m in missing if m.startswith(pfnano.CANDIDATE_PREFIXES)]
+        if cand_missing and pfnano.has_candidates(branches) and pfnano.recognise(branches) is None:
+            return pfnano.unknown_flavour_message(path, tree, branches, cand_missing, users)
+        n = missing[0]
+        who = f" Needed by module {', '.join(users[n])}." if users.get(n) else ""
+        more = f" Missing in all: {_some(missing)}." if len(missing) > 1 else ""
+        pf = ("; it has no PF candidates (PFCands_*, JetPFCands_*): use a PFNano-style file, e.g. one from "
+              "python -m framework generate" if cand_missing and not pfnano.has_candidates(branches) else "")
+        return (f"branch '{n}' not found in tree '{tree}' of {path}.{who}"
+                f"{did_you_mean(n, branches)}{more} The file has {len(branches)} branches{pf}.")
 
     def expected_events(self) -> int:
         return self._expected
@@ -177,20 +199,26 @@ class RootSource(Source):
                 f, tree = open_tree(path, self.params.treeName)
                 self._open = (path, (f, tree))
             tree = self._open[1][1]
-            missing = [n for n in names if n not in tree]
+            derived = self._derived.get(path, {})
+            wanted = [n for n in names if n in derived]
+            raw = list(dict.fromkeys([n for n in names if n not in derived] + [i for n in wanted for i in derived[n].inputs]))
+            missing = [n for n in raw if n not in tree]
             if missing:
                 n = missing[0]
                 raise InputError(
                     f"branch '{n}' not found in tree '{self.params.treeName}' of {path}.{did_you_mean(n, tree.keys())}"
                 )
             try:
-                arrays = tree.arrays(names, entry_start=start, entry_stop=stop, library="ak")
+                arrays = tree.arrays(raw, entry_start=start, entry_stop=stop, library="ak")
             except Exception as e:  # noqa: BLE001
                 raise InputError(
-                    f"cannot read {_some(names)} (entries {start}-{stop}) of {path}: {type(e).__name__}: {e}. "
+                    f"cannot read {_some(raw)} (entries {start}-{stop}) of {path}: {type(e).__name__}: {e}. "
                     "The file may be corrupt."
                 ) from None
-            return {n: Column.from_awkward(arrays[n]) for n in names}
+            stored = {n: Column.from_awkward(arrays[n]) for n in raw}
+            # canonical branches the file lacks (or stores in another convention), from the stored columns
+            columns = {n: derived[n].compute(stored) for n in wanted}
+            return {n: columns[n] if n in columns else stored[n] for n in names}
 
         return read
 
