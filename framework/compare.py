@@ -184,18 +184,21 @@ def write_report(out_dir: str, diffs: list[BranchDiff], runs: dict[str, Any], pl
     return jpath, mpath
 
 
-def run_both(config: str, args: list[str], out_dir: str) -> dict[str, Any]:
-    """Run *config* direct and with SONIC switched on (allSonicTriton), outputs in *out_dir*."""
-    from .modifiers import allSonicTriton
+def run_both(config: str, args: list[str], out_dir: str, sonic_modifiers: list[str] | None = None) -> dict[str, Any]:
+    """Run *config* direct and with SONIC switched on (by default ``allSonicTriton``; else the modifiers named in
+    *sonic_modifiers*, as ``procModifiers=`` takes them), outputs in *out_dir*."""
+    from .modifiers import allSonicTriton, by_name
     from .runner import run_config
+
+    modifiers = by_name(sonic_modifiers, "compare --modifiers") if sonic_modifiers else [allSonicTriton]
 
     server_args = [a for a in args if a.split("=", 1)[0] in ("address", "port", "protocol")]
     common = [a for a in args if a not in server_args and not a.startswith("outputFile=")]
 
     runs: dict[str, Any] = {}
-    for name, extra, modifiers in (("direct", [], []), ("sonic", server_args, [allSonicTriton])):
+    for name, extra, chosen in (("direct", [], []), ("sonic", server_args, modifiers)):
         out = os.path.join(out_dir, f"{name}.root")
-        report, _ = run_config(config, common + extra + [f"outputFile={out}"], progress=False, modifiers=modifiers)
+        report, _ = run_config(config, common + extra + [f"outputFile={out}"], progress=False, modifiers=chosen)
         runs[name] = {"output": out, "processed": report.processed, "timing": report.timing.to_dict()}
         log.info("%s: %d events, %.1f events/s", name, report.processed, runs[name]["timing"]["events_per_s"])
     return runs
@@ -211,6 +214,8 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--no-plots", action="store_true")
     parser.add_argument("--scores", default="pfParticleTransformerAK4JetTags", help="label of the tagger product")
     parser.add_argument("--met", default="deepMETProducer", help="label of the DeepMET product")
+    parser.add_argument("--modifiers", default="", help="modifiers of the SONIC run, comma-separated, as procModifiers= "
+                        "takes them (a name in framework.modifiers or module.name) [allSonicTriton]")
     ns, rest = parser.parse_known_args(argv)
     os.makedirs(ns.out, exist_ok=True)
     runs: dict[str, Any] = {}
@@ -218,7 +223,7 @@ def main(argv: list[str]) -> int:
     if ns.files:
         direct, sonic = ns.files
     elif ns.config:
-        runs = run_both(ns.config, rest, ns.out)
+        runs = run_both(ns.config, rest, ns.out, [m for m in ns.modifiers.split(",") if m])
         direct, sonic = runs["direct"]["output"], runs["sonic"]["output"]
     else:
         parser.error("give a CONFIG or --files DIRECT SONIC")

@@ -14,6 +14,7 @@ import runpy
 import sys
 import traceback
 from collections.abc import Callable, Iterable
+from typing import Any
 
 from .config import varparsing
 from .config.modifiers import Modifier, configuring
@@ -100,19 +101,17 @@ def apply_customisations(process: Process, customisations: Iterable[Customisatio
     return process
 
 
-def resolve_customisation(spec: str) -> Callable[[Process], Process | None]:
-    """The function named ``module.function`` (``pkg/module.function`` too, as cmsDriver writes it)."""
-    module_name, _, func_name = spec.strip().replace("/", ".").rpartition(".")
-    if not module_name or not func_name.isidentifier():
-        raise ConfigurationError(
-            f"customise={spec!r}: expected module.function: a function f(process) in an importable module, "
-            "e.g. customise=mypackage.mycustoms.useCpu"
-        )
+def import_object(spec: str, option: str, kind: str, accept: Callable[[Any], bool], example: str) -> Any:
+    """The object named ``module.name`` (``pkg/module.name`` too, as cmsDriver writes it) for the option
+    *option*; a ConfigurationError naming the nearest modules or names (of the *kind* that *accept*) otherwise."""
+    module_name, _, attr = spec.strip().replace("/", ".").rpartition(".")
+    if not module_name or not attr.isidentifier():
+        raise ConfigurationError(f"{option}={spec!r}: expected module.{kind}, e.g. {option}={example}")
     try:
         module = importlib.import_module(module_name)
     except ModuleNotFoundError as e:
         if not e.name or not (module_name == e.name or module_name.startswith(e.name + ".")):
-            raise ConfigurationError(f"customise={spec!r}: importing {module_name} failed: {e}") from e
+            raise ConfigurationError(f"{option}={spec!r}: importing {module_name} failed: {e}") from e
         parent, _, leaf = e.name.rpartition(".")
         try:
             search = importlib.import_module(parent).__path__ if parent else None
@@ -121,19 +120,24 @@ def resolve_customisation(spec: str) -> Callable[[Process], Process | None]:
         candidates = sorted(m.name for m in pkgutil.iter_modules(search))
         listing = f" Modules in {parent}: {', '.join(candidates)}." if parent and candidates else ""
         raise ConfigurationError(
-            f"customise={spec!r}: no module '{e.name}'.{did_you_mean(leaf, candidates)}{listing}"
+            f"{option}={spec!r}: no module '{e.name}'.{did_you_mean(leaf, candidates)}{listing}"
         ) from None
     except Exception as e:  # noqa: BLE001
-        raise ConfigurationError(f"customise={spec!r}: importing {module_name} failed: {type(e).__name__}: {e}") from e
-    func = getattr(module, func_name, None)
-    if not callable(func):
-        functions = sorted(n for n, v in vars(module).items()
-                           if callable(v) and not n.startswith("_") and getattr(v, "__module__", None) == module.__name__)
+        raise ConfigurationError(f"{option}={spec!r}: importing {module_name} failed: {type(e).__name__}: {e}") from e
+    value = getattr(module, attr, None)
+    if value is None or not accept(value):
+        names = sorted(n for n, v in vars(module).items() if not n.startswith("_") and accept(v)
+                       and (kind != "function" or getattr(v, "__module__", None) == module.__name__))
         raise ConfigurationError(
-            f"customise={spec!r}: module {module_name} has no function '{func_name}'."
-            f"{did_you_mean(func_name, functions)} Functions there: {', '.join(functions) or 'none'}"
+            f"{option}={spec!r}: module {module_name} has no {kind} '{attr}'."
+            f"{did_you_mean(attr, names)} {kind.capitalize()}s there: {', '.join(names) or 'none'}"
         )
-    return func
+    return value
+
+
+def resolve_customisation(spec: str) -> Callable[[Process], Process | None]:
+    """The function named ``module.function`` (``pkg/module.function`` too, as cmsDriver writes it)."""
+    return import_object(spec, "customise", "function", callable, "mypackage.mycustoms.useCpu")
 
 
 def apply_standard_options(process: Process, opts: varparsing.Options) -> None:

@@ -60,6 +60,7 @@ CUSTOMS = textwrap.dedent(
         return 42
 
     threshold = 3
+    mySonic = cms.Modifier()
     """
 )
 
@@ -129,6 +130,17 @@ def test_modifiers_and_procModifiers_are_chosen_for_the_config_process(config):
     assert load_config(config, [])[0].modifiers_() == []  # nothing stays chosen
 
 
+def test_procModifiers_takes_a_modifier_of_your_own_as_module_name(config):
+    import mycustoms
+
+    process, _ = load_config(config, ["procModifiers=mycustoms.mySonic,deepMETSonicTriton"])
+    assert process.modifiers_() == [mycustoms.mySonic, deepMETSonicTriton] and process.prod.seed == 11
+    with pytest.raises(ConfigurationError, match=r"no modifier 'mySonik'. Did you mean 'mySonic'"):
+        load_config(config, ["procModifiers=mycustoms.mySonik"])
+    with pytest.raises(ConfigurationError, match="no modifier 'threshold'"):  # not a Modifier
+        load_config(config, ["procModifiers=mycustoms.threshold"])
+
+
 def test_customisations_see_the_modifiers_chosen_for_the_process(config):
     assert load_config(config, ["customise=mycustoms.sizeIfSonic"])[0].prod.size == 1
     process, _ = load_config(config, ["customise=mycustoms.sizeIfSonic", "procModifiers=enableSonicTriton"])
@@ -187,3 +199,13 @@ def test_cli_misspelled_modifier_exits_with_the_valid_names(run_framework, confi
     proc = run_framework("run", config, "procModifiers=allSonicTrito", cwd=tmp_path)
     assert proc.returncode == 2
     assert "Did you mean 'allSonicTriton'" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_compare_modifiers_option_names_the_valid_ones(run_framework, config, tmp_path):
+    """``compare --modifiers`` resolves names as procModifiers= does, before running anything."""
+    proc = run_framework("compare", config, "--modifiers", "allSonicTrito", "--out", str(tmp_path / "cmp"),
+                         cwd=tmp_path)
+    assert proc.returncode == 2, proc.stderr
+    assert "compare --modifiers: unknown process modifier 'allSonicTrito'" in proc.stderr
+    assert "Did you mean 'allSonicTriton'" in proc.stderr and "Traceback" not in proc.stderr
+    assert not (tmp_path / "cmp" / "direct.root").exists()

@@ -32,14 +32,21 @@ def available() -> dict[str, Modifier]:
 
 
 def by_name(names: list[str] | tuple[str, ...], where: str = "procModifiers") -> list[Modifier]:
-    """The modifiers called *names*; an unknown name is a ConfigurationError naming the valid ones."""
+    """The modifiers called *names*: a name of this package, or ``module.name`` for one defined elsewhere
+    (e.g. ``jetmlp.modifiers.jetMLPSonicTriton``); an unknown name is a ConfigurationError naming the valid ones."""
     known = available()
     result = []
     for name in names:
+        if "." in name:
+            from framework.configloader import import_object
+
+            result.append(import_object(name, where, "modifier", lambda v: isinstance(v, Modifier),
+                                        "mypackage.modifiers.myModelSonicTriton"))
+            continue
         if name not in known:
             raise ConfigurationError(
                 f"{where}: unknown process modifier '{name}'.{did_you_mean(name, known)} "
-                f"Valid: {', '.join(sorted(known))} (defined in framework/modifiers/)"
+                f"Valid: {', '.join(sorted(known))} (defined in framework/modifiers/), or module.name of your own"
             )
         result.append(known[name])
     return result
