@@ -20,6 +20,7 @@ commands:
   serve [--models DIR ...]         serve data/models with the bundled Triton server on 127.0.0.1
   compare CONFIG [key=value ...]   run the same events direct and via SONIC; report and plots
   generate --events N --seed S OUT.root   write a sample of AOD-like events
+  generate-nugraph --events N --seed S OUT.h5   write LArTPC-like events (NuML HDF5) for NuGraph
   export-model MODULE:FUNCTION --out DIR --name NAME   export a PyTorch model to a Triton repository (ONNX)
 
 global flags (before or after the command): -v/--verbose, -q/--quiet, --traceback
@@ -31,6 +32,7 @@ SUBCOMMANDS = {
     "serve": ("framework.server.serve", "main"),
     "compare": ("framework.compare", "main"),
     "generate": ("framework.io.generate", "main"),
+    "generate-nugraph": ("framework.io.nugraph_generate", "main"),
     "export-model": ("framework.ml.export", "main"),
 }
 
