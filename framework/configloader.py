@@ -140,12 +140,24 @@ def resolve_customisation(spec: str) -> Callable[[Process], Process | None]:
     return import_object(spec, "customise", "function", callable, "mypackage.mycustoms.useCpu")
 
 
+def _reads_files(source: Any) -> bool:
+    """Whether the source declaration (or its registered type) has a ``fileNames`` parameter."""
+    if "fileNames" in source.parameters_():
+        return True
+    from .core.registry import lookup
+
+    try:
+        return "fileNames" in lookup(source.type_(), "source").parameters
+    except FrameworkError:
+        return False
+
+
 def apply_standard_options(process: Process, opts: varparsing.Options) -> None:
     """Fill the process from the standard options given on the command line."""
     if opts.given("maxEvents"):
         process.maxEvents.input = int(opts.maxEvents)
     if opts.given("inputFiles"):
-        if process.source is None or "fileNames" not in process.source.parameters_() and process.source.type_() != "RootSource":
+        if process.source is None or not _reads_files(process.source):
             raise ConfigurationError("inputFiles= given, but the config's source reads no files")
         process.source.fileNames = list(opts.inputFiles)
     if opts.given("skipEvents"):
