@@ -23,6 +23,7 @@ from .params import Params
 
 if TYPE_CHECKING:
     from .event import Event
+    from .runlumi import LuminosityBlock, Run
 
 
 class Module:
@@ -62,6 +63,19 @@ class Module:
 
     def endJob(self) -> None:
         """Called once after the last event (also after a failure)."""
+
+    # global transitions (once per module label, on its first instance; see framework.core.runlumi)
+    def beginRun(self, run: Run) -> None:
+        """Before the first event of a run."""
+
+    def beginLuminosityBlock(self, lumi: LuminosityBlock) -> None:
+        """Before the first event of a luminosity block."""
+
+    def endLuminosityBlock(self, lumi: LuminosityBlock) -> None:
+        """After the last event of a luminosity block: may ``lumi.put`` lumi products."""
+
+    def endRun(self, run: Run) -> None:
+        """After the last luminosity block of a run: may ``run.put`` run products."""
 
 
 class EDProducer(Module):
@@ -187,6 +201,12 @@ class OutputModule(Module):
 
     def write(self, event: Event) -> None:
         raise NotImplementedError
+
+    def writeLuminosityBlock(self, lumi: LuminosityBlock) -> None:
+        """A luminosity block ended (after its events were written): write its products."""
+
+    def writeRun(self, run: Run) -> None:
+        """A run ended (after its luminosity blocks): write its products."""
 
     def abort(self) -> None:
         """The job failed: leave no partial output behind."""

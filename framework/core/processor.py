@@ -34,6 +34,7 @@ from .module import (
 from .params import Params, check_parameters
 from .principal import EventPrincipal
 from .registry import lookup
+from .runlumi import BlockPrincipal, LuminosityBlock, Run
 from .timing import ModuleTiming, TimingSummary
 
 log = logging.getLogger(__name__)
@@ -93,6 +94,8 @@ class JobReport:
     path_accepted: dict[str, int] = field(default_factory=dict)
     timing: TimingSummary = field(default_factory=TimingSummary)
     warnings: list[str] = field(default_factory=list)
+    runs: int = 0
+    lumis: int = 0
 
     def summary(self) -> str:
         lines = [f"TrigReport: events processed = {self.processed}"]
@@ -366,11 +369,16 @@ class EventProcessor:
             ) from e
 
     def _loop(self, report: JobReport) -> None:
-        self._source_lock = threading.Lock()
+        self._source_lock = threading.RLock()  # re-entrant: a failing transition ends the parked streams under it
         self._out_lock = threading.Lock()
         self._pending: dict[int, EventPrincipal] = {}
         self._next_write = 0
         self._n_read = 0
+        self._run: BlockPrincipal | None = None
+        self._lumi: BlockPrincipal | None = None
+        self._next_src: Any = None  # an event read but not started: the first of the next lumi
+        self._parked: list[_StreamState] = []  # streams waiting for a lumi transition
+        self._n_runs = self._n_lumis = 0
         self._streams_left = self.n_streams
         self._all_done = threading.Event()
         for name in self.path_names:
@@ -395,6 +403,7 @@ class EventProcessor:
                         break
         except KeyboardInterrupt as e:  # Ctrl-C, or SIGTERM (framework.signals.Terminated)
             self._stop = True
+            self._release_parked()
             log.warning("%s: finishing the %d events in flight, no output written", str(e) or "interrupted",
                         self._n_read - self.report.processed - len(self._pending))
             from ..signals import grace_wait  # a second signal ends this wait, not the cleanup after it
@@ -403,31 +412,131 @@ class EventProcessor:
             raise
         finally:
             pool.shutdown(wait=False, cancel_futures=True)
+        if self._failure is None and not self._stop:
+            self._end_blocks()  # the last lumi and run
+        report.lumis, report.runs = self._n_lumis, self._n_runs
         for w in self.source.warnings():
             report.warnings.append(w)
 
-    def _next_event(self, stream: int) -> EventPrincipal | None:
+    def _next_event(self, state: _StreamState) -> EventPrincipal | None | _Parked:
+        """The next event for stream *state*; None at the end; PARKED when the next event starts a new
+        luminosity block while events of the current one are in flight (the stream is resumed after the
+        transition, see :meth:`_after_commit`)."""
         if self._stop:
             return None
         with self._source_lock:
             if self._stop:
                 return None
+            if self._next_src is not None and self._parked:  # a transition is waiting for the events in flight
+                self._parked.append(state)
+                return PARKED
             try:
-                src = self.source.next()
+                src, self._next_src = (self._next_src or self.source.next()), None
             except BaseException as e:  # noqa: BLE001
                 self._fail(e)
                 return None
             if src is None:
                 return None
+            run, lumi, _ = src.event_id()
+            if self._lumi is None or (run, lumi) != self._lumi.key:
+                if self._n_read > self._next_write:  # events of the ending lumi still in flight
+                    self._next_src = src
+                    self._parked.append(state)
+                    return PARKED
+                if not self._transition(run, lumi):
+                    return None
             idx = self._n_read
             self._n_read += 1
-        return EventPrincipal(idx, src, self, stream)
+        return EventPrincipal(idx, src, self, state.stream)
+
+    # ------------------------------------------------------------------ runs and luminosity blocks
+    def _after_commit(self) -> None:
+        """After events were committed: if a lumi transition waits and every event read is done, make it
+        and resume the parked streams."""
+        if self._next_src is None:
+            return
+        with self._source_lock:
+            if self._next_src is None or not self._parked or self._n_read > self._next_write or self._stop:
+                return
+            run, lumi, _ = self._next_src.event_id()
+            ok = self._transition(run, lumi)
+            parked, self._parked = self._parked, []
+        for state in parked:
+            if ok:
+                self._resume(state)
+            else:
+                self._stream_done()
+
+    def _release_parked(self) -> None:
+        """The job stops: parked streams end."""
+        with self._source_lock:
+            parked, self._parked = self._parked, []
+        for _ in parked:
+            self._stream_done()
+
+    def _transition(self, run: int, lumi: int) -> bool:
+        """End the current lumi (and run, if *run* is another), begin the new ones. Under the source lock,
+        with no event in flight. False (and the job failed) if a module failed."""
+        try:
+            if self._lumi is not None and self._run is not None and self._run.run != run:
+                self._end_blocks()
+            elif self._lumi is not None:
+                self._end_block(self._lumi)
+                self._lumi = None
+            if self._run is None:
+                self._run = BlockPrincipal("run", run)
+                self._n_runs += 1
+                self._call_transition("beginRun", self._run)
+            self._lumi = BlockPrincipal("lumi", run, lumi)
+            self._n_lumis += 1
+            self._call_transition("beginLuminosityBlock", self._lumi)
+            return True
+        except BaseException as e:  # noqa: BLE001
+            self._fail(e)
+            return False
+
+    def _end_blocks(self) -> None:
+        """End the current lumi and run (at a run boundary and at the end of the job)."""
+        if self._lumi is not None:
+            lumi, self._lumi = self._lumi, None
+            self._end_block(lumi)
+        if self._run is not None:
+            run, self._run = self._run, None
+            self._end_block(run)
+
+    def _end_block(self, block: BlockPrincipal) -> None:
+        method, write = ("endLuminosityBlock", "writeLuminosityBlock") if block.kind == "lumi" else ("endRun", "writeRun")
+        self._call_transition(method, block)
+        for info in self.outputs:
+            out = info.instances[0]
+            view = (LuminosityBlock if block.kind == "lumi" else Run)(block, info.label)
+            self._guarded(info, f"writing {block.where()}", getattr(out, write), view)
+
+    def _call_transition(self, method: str, block: BlockPrincipal) -> None:
+        """``module.<method>(view)`` for every module (first instance), in configuration order."""
+        view_type = LuminosityBlock if block.kind == "lumi" else Run
+        for info in self.modules.values():
+            if info.kind == "output" and method.startswith("begin"):
+                continue
+            fn = getattr(info.instances[0], method)
+            self._guarded(info, f"in {method} of {block.where()}", fn, view_type(block, info.label))
+
+    def _guarded(self, info: ModuleInfo, where: str, fn: Callable[..., Any], *args: Any) -> None:
+        try:
+            fn(*args)
+        except FrameworkError:
+            raise
+        except Exception as e:
+            raise ModuleError(_describe_exception(e), label=info.label, type_=info.decl.type_(), where=where,
+                              cause=e) from e
 
     def _stream_step(self, state: _StreamState) -> None:
         try:
             while True:
                 if state.gen is None:
-                    event = self._next_event(state.stream)
+                    event = self._next_event(state)
+                    if event is PARKED:
+                        return  # resumed after the lumi transition
                     if event is None:
                         self._stream_done()
                         return
@@ -458,6 +567,7 @@ class EventProcessor:
             if self._failure is None:
                 self._failure = e
             self._stop = True
+        self._release_parked()
 
     def _stream_done(self) -> None:
         with self._out_lock:
@@ -474,6 +584,7 @@ class EventProcessor:
                 ev = self._pending.pop(self._next_write)
                 self._next_write += 1
                 self._commit(ev)
+        self._after_commit()
         if self.progress:
             self.progress(self.report.processed, None)
 
@@ -481,6 +592,9 @@ class EventProcessor:
         """Called in input order, under the output lock."""
         report = self.report
         report.processed += 1
+        if self._lumi is not None:
+            self._lumi.events += 1
+            self._run.events += 1
         for name in self.path_names:
             if event.pathResults.get(name, False):
                 report.path_accepted[name] += 1
@@ -519,6 +633,13 @@ class EventProcessor:
                         merged[label].parts[k] = merged[label].parts.get(k, 0.0) + v
         report.timing.modules = merged
         report.timing.events = report.processed
+
+
+class _Parked:
+    """Returned by ``_next_event`` for a stream that waits for a lumi transition."""
+
+
+PARKED = _Parked()
 
 
 class _StreamState:

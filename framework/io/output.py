@@ -79,6 +79,8 @@ class RootOutputModule(OutputModule):
         self._inputs: list[str] = []
         self._product_keys: list[tuple[str, str]] | None = None
         self._warned: set[tuple[str, str]] = set()
+        self._blocks: dict[str, list[tuple[dict[str, Any], dict[tuple[str, str], Any]]]] = {
+            "LuminosityBlocks": [], "Runs": []}
         self.n_written = 0
 
     # ------------------------------------------------------------------ set-up
@@ -172,10 +174,56 @@ class RootOutputModule(OutputModule):
             out[product_branch_name(*key)] = _to_column(values, key)
         return _group_jagged(out, counters=set(), group_by_label=self._product_keys)
 
+    # ------------------------------------------------------------------ runs and luminosity blocks
+    def writeLuminosityBlock(self, lumi: Any) -> None:
+        """Keep the lumi's kept products for the ``LuminosityBlocks`` tree (written at the end)."""
+        self._blocks["LuminosityBlocks"].append(
+            ({"run": np.uint32(lumi.run), "luminosityBlock": np.uint32(lumi.luminosityBlock)}, dict(lumi.products())))
+
+    def writeRun(self, run: Any) -> None:
+        """Keep the run's kept products for the ``Runs`` tree (written at the end)."""
+        self._blocks["Runs"].append(({"run": np.uint32(run.run)}, dict(run.products())))
+
+    def _write_blocks(self) -> None:
+        """The ``LuminosityBlocks`` and ``Runs`` trees, as NanoAOD has them: the IDs, then each kept product
+        ``label:instance`` as the branch ``label_instance`` (numbers and 1-D arrays; other products are
+        written by :meth:`writeObjects`)."""
+        for tree, rows in self._blocks.items():
+            if not rows:
+                continue
+            data = {k: np.asarray([ids[k] for ids, _ in rows]) for k in rows[0][0]}
+            keys = sorted({k for _, products in rows for k, v in products.items()
+                           if kept(product_branch_name(*k), self.rules) and _is_array_like(v)})
+            columns = {product_branch_name(*k): _to_column([p.get(k) for _, p in rows], k) for k in keys}
+            data.update(_group_jagged(columns, counters=set(), group_by_label=keys))
+            self._file.mktree(tree, _branch_types(data))
+            self._file[tree].extend(data)
+            objects = [(ids, k, v) for ids, products in rows for k, v in products.items()
+                       if kept(product_branch_name(*k), self.rules) and not _is_array_like(v)]
+            self.writeObjects(objects)
+
+    def writeObjects(self, objects: list[tuple[dict[str, Any], tuple[str, str], Any]]) -> None:
+        """Run and lumi products that are not numbers or arrays (``(ids, (label, instance), value)``): objects
+        uproot can write (histograms: ``hist.Hist``, ``TH1``...) go under
+        ``DQMData/Run <run>/<label>/<instance>`` (+ ``/Lumi <n>`` for a lumi product)."""
+        for ids, (label, instance), value in objects:
+            folder = f"DQMData/Run {int(ids['run'])}/{label}"
+            if "luminosityBlock" in ids:
+                folder += f"/Lumi {int(ids['luminosityBlock'])}"
+            name = instance or label
+            try:
+                self._file[f"{folder}/{name}"] = value
+            except Exception as e:  # noqa: BLE001
+                raise ConfigurationError(
+                    f"output '{self.label}': cannot write the product '{label}:{instance}' ({type(value).__name__}) of "
+                    f"run {int(ids['run'])}: {type(e).__name__}: {e}. Write numbers, 1-D arrays or histograms, or drop "
+                    "it with outputCommands") from None
+
     def endJob(self) -> None:
         if self._file is None:
             return
         self._flush()
+        self._write_blocks()
         if not self._tree_written:
             self._write_empty_tree()
         self._file.close()
@@ -215,6 +263,12 @@ class RootOutputModule(OutputModule):
         if tmp and os.path.exists(tmp):
             os.unlink(tmp)
             log.info("job failed: no output written to %s", self.path)
+
+
+def _is_array_like(value: Any) -> bool:
+    """A number or a numeric 1-D array (a branch), as opposed to an object such as a histogram."""
+    return isinstance(value, (int, float, bool, np.number, np.bool_)) or (
+        isinstance(value, np.ndarray) and value.ndim <= 1 and value.dtype.kind in "biuf")
 
 
 def _compression(spec: str) -> Any:
