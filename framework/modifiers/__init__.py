@@ -23,6 +23,7 @@ from .enableSonicTriton_cff import (
     enableSonicTritonProcess,
     tritonService,
 )
+from .nuGraph3SonicTriton_cff import nuGraph3SonicTriton
 from .particleTransformerAK4SonicTriton_cff import particleTransformerAK4SonicTriton
 
 
@@ -54,5 +55,5 @@ def by_name(names: list[str] | tuple[str, ...], where: str = "procModifiers") ->
 
 __all__ = [
     "TRITON_FALLBACK_DEFAULTS", "allSonicTriton", "available", "by_name", "deepMETSonicTriton", "enableSonicTriton",
-    "enableSonicTritonProcess", "particleTransformerAK4SonicTriton", "tritonService",
+    "enableSonicTritonProcess", "nuGraph3SonicTriton", "particleTransformerAK4SonicTriton", "tritonService",
 ]

@@ -4,6 +4,8 @@ import framework.config as cms
 
 from .deepMETSonicTriton_cff import deepMETSonicTriton
 from .enableSonicTriton_cff import enableSonicTriton
+from .nuGraph3SonicTriton_cff import nuGraph3SonicTriton
 from .particleTransformerAK4SonicTriton_cff import particleTransformerAK4SonicTriton
 
-allSonicTriton = cms.ModifierChain(enableSonicTriton, particleTransformerAK4SonicTriton, deepMETSonicTriton)
+allSonicTriton = cms.ModifierChain(enableSonicTriton, particleTransformerAK4SonicTriton, deepMETSonicTriton,
+                                   nuGraph3SonicTriton)
