@@ -182,8 +182,17 @@ def apply_standard_options(process: Process, opts: varparsing.Options) -> None:
 
         protocol = str(opts.protocol)
         if opts.given("address") or opts.given("port"):
-            port = int(opts.port) if opts.given("port") else (8000 if protocol == "http" else 8001)
-            apply_server_option(services["TritonService"], opts.address or "127.0.0.1", port, protocol)
+            addresses = list(opts.address) or ["127.0.0.1"]
+            ports = [int(p) for p in opts.port] or [8000 if protocol == "http" else 8001]
+            if len(ports) == 1:
+                ports = ports * len(addresses)
+            elif len(addresses) == 1:
+                addresses = addresses * len(ports)
+            if len(addresses) != len(ports):
+                raise ConfigurationError(
+                    f"address= lists {len(addresses)} servers but port= {len(ports)} ports: give one port, or one per "
+                    "address (address=127.0.0.1,127.0.0.1 port=8001,8101)")
+            apply_server_option(services["TritonService"], addresses, ports, protocol)
         apply_protocol_option(services["TritonService"], protocol)
     if opts.given("numThreads") and opts.numThreads > 0:
         process.options.numberOfThreads = int(opts.numThreads)

@@ -55,8 +55,10 @@ STANDARD: list[tuple[str, Any, type, str, bool]] = [
     ("outputFile", "", str, "output ROOT file (for the output module)", False),
     ("numThreads", 0, int, "number of threads (0 = the config's process.options)", False),
     ("numStreams", -1, int, "number of concurrent events (0 = numThreads; -1 = the config's)", False),
-    ("address", "", str, "Triton server address for SONIC modules (fills TritonService.servers)", False),
-    ("port", 8001, int, "Triton server port (with address=; default 8001 for grpc, 8000 for http)", False),
+    ("address", [], str, "Triton server address(es) for SONIC modules, comma-separated: one server each "
+     "(fills TritonService.servers; requests go to the best live one)", True),
+    ("port", [], int, "Triton server port(s) (with address=; one, or one per address; default 8001 for grpc, "
+     "8000 for http)", True),
     ("protocol", "grpc", str, "how SONIC clients talk to the server(s): grpc or http (also the local fallback)", False),
     ("procModifiers", [], str, "process modifiers (framework/modifiers/) chosen for the config's Process, "
      "comma-separated, e.g. allSonicTriton (cmsDriver's --procModifiers)", True),

@@ -219,6 +219,10 @@ class Service(Module):
 
     kind = "service"
 
+    def summary(self) -> list[str]:
+        """Lines for the job summary (printed after the TrigReport), asked before ``endJob``."""
+        return []
+
 
 class Source(Module):
     """Gives events in order; see :mod:`framework.io.source`."""

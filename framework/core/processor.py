@@ -96,6 +96,7 @@ class JobReport:
     warnings: list[str] = field(default_factory=list)
     runs: int = 0
     lumis: int = 0
+    services: list[str] = field(default_factory=list)  # the services' summary lines (e.g. SONIC servers)
 
     def summary(self) -> str:
         lines = [f"TrigReport: events processed = {self.processed}"]
@@ -103,6 +104,7 @@ class JobReport:
             lines.append(f"TrigReport: path {p}: {n} accepted, {self.processed - n} rejected")
         for o, n in self.written.items():
             lines.append(f"TrigReport: output {o}: {n} events written")
+        lines.extend(self.services)
         return "\n".join(lines)
 
 
@@ -341,6 +343,8 @@ class EventProcessor:
                         _collect([], out.abort)
                 else:
                     _collect(errors, out.abort)
+            for svc in started_services:
+                _collect(errors, lambda svc=svc: report.services.extend(svc.summary()))
             for svc in reversed(started_services):
                 _collect(errors, svc.endJob)
             if self.source is not None:

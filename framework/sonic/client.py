@@ -87,6 +87,8 @@ BATCH_MODES = (RECTANGULAR, RAGGED)
 COMPRESSIONS = ("", "gzip", "deflate")
 TIMEOUT_UNITS = {"seconds": 1.0, "milliseconds": 1e-3, "microseconds": 1e-6}
 MAX_RETRY_DELAY = 10.0
+MAX_FAILOVERS = 8
+"""Servers a request is sent to at most after its own did not answer (besides the allowedTries retries)."""
 MAX_LATENCIES = 100_000
 """Round-trip times kept per client for the percentiles of the verbose summary."""
 
@@ -127,6 +129,8 @@ class ClientStats:
     """Requests sent, retries included (ragged: one per entry)."""
     retries: int = 0
     failures: int = 0
+    failovers: int = 0
+    """Requests sent again to another server because theirs did not answer."""
     entries: int = 0
     """Batch entries sent."""
     acquire: float = 0.0
@@ -139,8 +143,8 @@ class ClientStats:
     """Round-trip times (with ``verbose``; the first :data:`MAX_LATENCIES`)."""
 
     def merge(self, other: ClientStats) -> None:
-        for name in ("events", "skipped", "requests", "retries", "failures", "entries", "acquire", "dispatch",
-                     "produce"):
+        for name in ("events", "skipped", "requests", "retries", "failures", "failovers", "entries", "acquire",
+                     "dispatch", "produce"):
             setattr(self, name, getattr(self, name) + getattr(other, name))
         self.latencies.extend(other.latencies)
 
@@ -173,6 +177,14 @@ class _Request:
     built: Any = None
     json: bool = False
     """Whether ``built`` carries JSON tensors (HTTP)."""
+    server: str = ""
+    """The server this try goes to (its name in the TritonService), and its transport."""
+    transport: Any = None
+    counted: bool = False
+    """Whether the service counts this try as outstanding on ``server``."""
+    avoid: set = field(default_factory=set)
+    """Servers that failed this request (not asked again for it)."""
+    failovers: int = 0
 
 
 class _Gather:
@@ -287,6 +299,9 @@ class TritonClient:
         self.input = TritonInputs({}, self._describe())
         self.output = TritonOutputs({}, self._describe())
         self._transport: Transport | None = None
+        self._transports: dict[str, Transport] = {}  # server name -> connection (several servers: failover)
+        self._transports_lock = threading.Lock()
+        self._route: list[str] = []
         self._shm: ShmPair | None = None
         self._shm_lock = threading.Lock()
         self._stats_lock = threading.Lock()
@@ -320,12 +335,14 @@ class TritonClient:
         if self._service is not None:
             server = self._service.serverFor(self.modelName)
             self.serverName = self._service.serverName(self.modelName)
+            self._route = self._service.route(self.modelName)
         else:
             server = self._server_override
             self.serverName = "direct"
         assert server is not None
         self.serverAddress, self.isLocal, self.protocol = server.address, server.isLocal, server.protocol
         self._transport = make_transport(server, self.compression)
+        self._transports = {self.serverName: self._transport}
         try:
             self._setup_model()
         except BaseException:
@@ -375,7 +392,8 @@ class TritonClient:
                                   owner)
         self.output = TritonOutputs({n: TritonOutputData(self.outputInfo[n], self.batched, owner) for n in wanted},
                                     owner)
-        use_shm = self.useSharedMemory and self.isLocal and not self.v2only
+        # shared memory with one server only: regions are registered per server, a failover would lose them
+        use_shm = self.useSharedMemory and self.isLocal and not self.v2only and len(self._route) <= 1
         self._shm = self._probe_shm() if use_shm else None
         self._shm_output_dims = {name: tuple(o.dims) for name, o in self.output._items.items()
                                  if o.datatype != "BYTES" and not o.variableDims}
@@ -483,9 +501,10 @@ class TritonClient:
             self._merger = self._merger_key = None
         if self._shm is not None:
             self._shm.destroy(timeout=5.0)
-        if self._transport is not None:
-            self._transport.close()
-            self._transport = None
+        for transport in {id(t): t for t in [*self._transports.values(), self._transport] if t is not None}.values():
+            transport.close()
+        self._transport = None
+        self._transports = {}
         if self._connected:
             if self._service is not None:
                 self._service.reportStats(self.label or self.modelName, self.stats)
@@ -714,11 +733,15 @@ class TritonClient:
         while True:
             req.tries += 1
             self.stats.requests += 1
+            self._assign(req)
             try:
                 self._ensure_shm_registered()
-                return self._transport.infer(self._built(req), self.timeout)  # type: ignore[union-attr]
+                result = req.transport.infer(self._built(req), self.timeout)
+                self._done(req, None)
+                return result
             except Exception as exc:  # noqa: BLE001
-                if self._switch_to_json(req, exc):
+                self._done(req, exc)
+                if self._switch_to_json(req, exc) or self._fail_over(req, exc):
                     req.tries -= 1
                     continue
                 if not self._should_retry(req, exc):
@@ -738,9 +761,10 @@ class TritonClient:
 
         def callback(result: Any = None, error: BaseException | None = None) -> None:
             try:
+                self._done(req, error)
                 if error is None:
                     on_result(req, result, None)
-                elif self._switch_to_json(req, error):
+                elif self._switch_to_json(req, error) or self._fail_over(req, error):
                     req.tries -= 1
                     _blocking_pool().submit(self._send_async, req, on_result)
                 elif self._should_retry(req, error):
@@ -755,8 +779,9 @@ class TritonClient:
                 on_result(req, None, exc)
 
         try:
+            self._assign(req)
             self._ensure_shm_registered()
-            self._transport.infer_async(self._built(req), self.timeout, callback)  # type: ignore[union-attr]
+            req.transport.infer_async(self._built(req), self.timeout, callback)
         except Exception as exc:  # noqa: BLE001 - e.g. shared memory re-registration failed: counts as a try
             callback(None, exc)
 
@@ -767,10 +792,11 @@ class TritonClient:
         self._send_async(req, on_result)
 
     def _switch_to_json(self, req: _Request, exc: BaseException) -> bool:
-        """A V2-only HTTP server refused Triton's binary tensors: send JSON tensors from now on (once)."""
-        transport = self._transport
+        """A V2-only HTTP server refused Triton's binary tensors: send JSON tensors from now on (once). MLServer
+        answers them with a 500 (its request validation fails on the binary body), others with a 400."""
+        transport = req.transport or self._transport
         if (transport is None or transport.protocol != "http" or req.json or not self.v2only
-                or status_of(exc) != "INVALID_ARGUMENT"):
+                or status_of(exc) not in ("INVALID_ARGUMENT", "INTERNAL")):
             return False
         req.built = None  # sent binary: again as JSON (also a ragged entry sent before another one switched)
         if not transport.json:
@@ -833,12 +859,57 @@ class TritonClient:
 
     # ------------------------------------------------------------------ requests and results
     def _built(self, req: _Request) -> Any:
+        transport = req.transport or self._transport
         if req.built is None:
-            outputs = req.outputs if req.explicit_outputs or self._transport.json else None  # type: ignore[union-attr]
-            req.built = self._transport.make_request(  # type: ignore[union-attr]
+            outputs = req.outputs if req.explicit_outputs or transport.json else None  # type: ignore[union-attr]
+            req.built = transport.make_request(  # type: ignore[union-attr]
                 self.modelName, self.modelVersion, req.inputs, outputs)
-            req.json = self._transport.json  # type: ignore[union-attr]
+            req.json = transport.json  # type: ignore[union-attr]
         return req.built
+
+    # ------------------------------------------------------------------ several servers: routing and failover
+    def _assign(self, req: _Request) -> None:
+        """Choose the server of this try (the service's best live server of the model; the one server without
+        a service) and its connection."""
+        if self._service is None or len(self._route) <= 1 and not self._service.fallbackParams.enable:
+            req.server, req.transport = self.serverName, self._transport
+            return
+        name = self._service.pick(self.modelName, req.avoid)
+        req.counted = name is not None
+        name = name or (req.server or self.serverName)  # none live: the last one (its error is reported)
+        if name != req.server:
+            req.built = None  # built for another server's transport
+        req.server, req.transport = name, self._transport_for(name)
+
+    def _transport_for(self, server: str) -> Transport:
+        transport = self._transports.get(server)
+        if transport is None:
+            with self._transports_lock:
+                transport = self._transports.get(server)
+                if transport is None:
+                    transport = self._transports[server] = make_transport(self._service.endpoint(server),
+                                                                          self.compression)
+        return transport
+
+    def _done(self, req: _Request, error: BaseException | None) -> None:
+        if req.counted:
+            req.counted = False
+            self._service.requestDone(req.server, error, server_down=error is not None and _server_down(error))
+
+    def _fail_over(self, req: _Request, exc: BaseException) -> bool:
+        """The server did not answer: send the request at once to another live server (or the fallback)."""
+        if (self._service is None or not _server_down(exc) or req.failovers >= MAX_FAILOVERS
+                or (len(self._route) <= 1 and not self._service.fallbackParams.enable)):
+            return False
+        req.avoid.add(req.server)
+        if not self._service.canServe(self.modelName, req.avoid):
+            return False
+        req.failovers += 1
+        with self._stats_lock:
+            self.stats.failovers += 1
+        log.warning("%s: server '%s' did not answer%s (%s); sending the request to another server",
+                    self._describe(), req.server, self._where_suffix(), message_of(exc))
+        return True
 
     def _prepare(self) -> list[_Request]:
         """Check this event's inputs, derive the batch and lay out the requests (inputs written to shared
@@ -928,7 +999,7 @@ class TritonClient:
                     offset, shape = req.shm_outputs[name]
                     array = self._shm.output.read(offset, out.dtype, shape)  # type: ignore[union-attr]
                 else:
-                    array = transport.output(req.result, name)  # type: ignore[union-attr]
+                    array = (req.transport or transport).output(req.result, name)  # type: ignore[union-attr]
                     if array is None:
                         raise TritonServerError(
                             f"{self._describe()}: the server '{self.serverName}' ({self.serverAddress}) returned no "
@@ -949,6 +1020,12 @@ class TritonClient:
         state = (f"server '{self.serverName}' ({self.serverAddress}, {self.protocol})" if self._connected
                  else "not connected")
         return f"<TritonClient {self._describe()} mode={self.mode} {state}>"
+
+
+def _server_down(exc: BaseException) -> bool:
+    """The server did not answer (unreachable, connection refused or reset): another server may. A timeout is
+    not: the server may just be busy."""
+    return is_recoverable(exc) and status_of(exc) != "DEADLINE_EXCEEDED" and not shm_lost(exc)
 
 
 def _choice(where: str, name: str, value: str, allowed: tuple[str, ...], error: type = ConfigurationError) -> str:

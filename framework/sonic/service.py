@@ -16,6 +16,15 @@ server that does. Models served nowhere are served by ONE local fallback server
 (:class:`~framework.server.LocalTritonServer`) when ``fallback.enable``, started on a repository of those models
 (found from the clients' ``modelConfigPath``); otherwise the job fails before its first event, naming the models
 and the servers asked. The fallback is stopped in ``endJob``, also when the job fails.
+
+Several servers per model (health-aware routing with failover): each model maps to every server that serves it
+(the preferred one first). Each request goes to the best live server (:meth:`TritonService.pick`): fewest
+requests outstanding from this job, then fewest recent failures, then the configuration's order. A request that
+fails because its server is unreachable marks that server down (:meth:`TritonService.requestDone`) and is sent at
+once to another server; a down server is probed again (given one request) after a back-off of 1 s, doubled after
+each failed probe up to 30 s. When every server of a model is down and the fallback is enabled, the local fallback
+server is started (once, for every model with a config path) and takes over. The per-server request and failure
+counts are in :meth:`TritonService.summary` (printed with the job's TrigReport).
 """
 
 from __future__ import annotations
@@ -25,6 +34,7 @@ import os
 import shutil
 import tempfile
 import threading
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -52,6 +62,9 @@ log = logging.getLogger("framework.sonic")
 FALLBACK_NAME = "fallback"
 DEFAULT_NAME = "default"
 INDEX_TIMEOUT = 10.0
+FIRST_BACKOFF_S = 1.0  # a server that failed is probed again after this, doubled after each failed probe ...
+MAX_BACKOFF_S = 30.0  # ... up to this
+FAILURE_HALF_LIFE_S = 30.0
 
 SERVER_PARAMETERS: dict[str, Any] = {
     "name": Required(str, "a name for the server, used by Client.preferredServer"),
@@ -86,6 +99,15 @@ class _Server:
     protocol: str = "grpc"
     models: set[str] = field(default_factory=set)
     error: str = ""
+    # health, shared by every client of the job (under the service's lock)
+    outstanding: int = 0
+    requests: int = 0
+    failures: int = 0
+    recent_failures: float = 0.0  # decays by half per FAILURE_HALF_LIFE_S
+    recent_at: float = 0.0
+    down_until: float = 0.0
+    backoff: float = 0.0
+    downs: int = 0
 
     def endpoint(self) -> ServerAddress:
         return ServerAddress(self.address, self.isLocal, self.ssl, self.protocol)
@@ -195,7 +217,9 @@ class TritonService(Service):
             self._servers[s["name"]] = _Server(s["name"], address, is_local_address(address), ssl, protocol)
         self._models: dict[str, _Model] = {}
         self._map: dict[str, str] = {}
+        self._routes: dict[str, list[str]] = {}  # model -> every server serving it, the preferred first
         self._lock = threading.Lock()
+        self._fallback_lock = threading.Lock()
         self._started = False
         self.fallbackServer: LocalTritonServer | None = None
         self._fallback_repo: str | None = None
@@ -270,8 +294,10 @@ class TritonService(Service):
         fallback = self.fallbackParams.enable
         chosen: dict[str, str] = {}
         unserved: list[str] = []
+        self._routes = {}
         for name, entry in self._models.items():
             serving = [s.name for s in self._servers.values() if name in s.models]
+            self._routes[name] = sorted(serving, key=lambda s, pref=entry.preferredServer: s != pref)
             pref = entry.preferredServer
             if pref == FALLBACK_NAME and fallback:
                 unserved.append(name)
@@ -302,6 +328,7 @@ class TritonService(Service):
             self._start_fallback(unserved)
             for name in unserved:
                 chosen[name] = FALLBACK_NAME
+                self._routes[name] = [FALLBACK_NAME]
         self._map = chosen
         for name, server in chosen.items():
             log.info("TritonService: model '%s' -> server %s", name, self._servers[server].describe())
@@ -390,6 +417,114 @@ class TritonService(Service):
                 self._fallback_repo = None
             self._servers.pop(FALLBACK_NAME, None)
 
+    # ------------------------------------------------------------------ routing
+    def route(self, model: str) -> list[str]:
+        """Every server that serves *model* (names; the preferred or first one first)."""
+        self.serverName(model)  # the checks and their messages
+        return list(self._routes.get(model, [self._map[model]]))
+
+    def endpoint(self, server: str) -> ServerAddress:
+        """Where server *server* is."""
+        return self._servers[server].endpoint()
+
+    def pick(self, model: str, exclude: Iterable[str] = ()) -> str | None:
+        """The server for the next request of *model*: the best live one not in *exclude* (fewest outstanding
+        requests, then fewest recent failures, then configuration order); a down server whose back-off has
+        passed counts as live (it is probed). When none is left and the fallback is enabled, the fallback is
+        started (once) and chosen. None when no server can take the request."""
+        route = self.route(model)
+        skip = set(exclude)
+        now = time.monotonic()
+        with self._lock:
+            live = [self._servers[n] for n in route if n not in skip and n in self._servers
+                    and self._servers[n].down_until <= now]
+            if live:
+                best = min(live, key=lambda srv: (srv.outstanding, self._decayed(srv, now), route.index(srv.name)))
+                best.outstanding += 1
+                best.requests += 1
+                return best.name
+        if not self.fallbackParams.enable or FALLBACK_NAME in skip:
+            return None
+        self._take_over(model)
+        with self._lock:
+            server = self._servers.get(FALLBACK_NAME)
+            if server is None:
+                return None
+            server.outstanding += 1
+            server.requests += 1
+            return server.name
+
+    def canServe(self, model: str, exclude: Iterable[str] = ()) -> bool:
+        """Whether a server not in *exclude* may take a request of *model* now (a live one, or the fallback)."""
+        skip = set(exclude)
+        now = time.monotonic()
+        with self._lock:
+            if any(n not in skip and n in self._servers and self._servers[n].down_until <= now
+                   for n in self.route(model)):
+                return True
+        return bool(self.fallbackParams.enable) and FALLBACK_NAME not in skip
+
+    def requestDone(self, server: str, error: BaseException | None = None, *, server_down: bool = False) -> None:
+        """A request to *server* ended; with ``server_down`` the server is marked down (it did not answer)."""
+        now = time.monotonic()
+        with self._lock:
+            srv = self._servers.get(server)
+            if srv is None:
+                return
+            srv.outstanding = max(0, srv.outstanding - 1)
+            if error is None:
+                if srv.backoff:
+                    log.info("TritonService: server %s answers again", srv.describe())
+                srv.backoff = 0.0
+                return
+            srv.failures += 1
+            srv.recent_failures = self._decayed(srv, now) + 1.0
+            srv.recent_at = now
+            if server_down and srv.down_until <= now:
+                srv.backoff = min(MAX_BACKOFF_S, srv.backoff * 2) if srv.backoff else FIRST_BACKOFF_S
+                srv.down_until = now + srv.backoff
+                srv.downs += 1
+                others = [n for n, o in self._servers.items() if n != server and o.down_until <= now]
+                log.warning("TritonService: server %s is down (%s); probing it again in %.0f s; %s", srv.describe(),
+                            message_of(error), srv.backoff,
+                            f"requests go to {', '.join(others)}" if others else
+                            ("the local fallback server takes over" if self.fallbackParams.enable else
+                             "no other server is live"))
+
+    @staticmethod
+    def _decayed(srv: _Server, now: float) -> float:
+        if not srv.recent_failures:
+            return 0.0
+        return srv.recent_failures * 0.5 ** ((now - srv.recent_at) / FAILURE_HALF_LIFE_S)
+
+    def _take_over(self, model: str) -> None:
+        """Every listed server of *model* is down: start the fallback (once) for every model with a config
+        path and add it to their routes."""
+        with self._fallback_lock:
+            if FALLBACK_NAME in self._servers:
+                if FALLBACK_NAME not in self._routes.get(model, []):
+                    self._routes.setdefault(model, []).append(FALLBACK_NAME)
+                return
+            models = [m for m, e in self._models.items() if e.configPath]
+            if model not in models:
+                return
+            log.warning("TritonService: every server of model '%s' is down; starting the local fallback server", model)
+            self._start_fallback(models)
+            for m in models:
+                if FALLBACK_NAME not in self._routes.setdefault(m, []):
+                    self._routes[m].append(FALLBACK_NAME)
+
+    def summary(self) -> list[str]:
+        """Per server: requests and failures of this job (and how often it went down)."""
+        lines = []
+        with self._lock:
+            for srv in self._servers.values():
+                if srv.requests or srv.failures:
+                    down = f", went down {srv.downs} time{'s' if srv.downs != 1 else ''}" if srv.downs else ""
+                    lines.append(f"SonicReport: server {srv.describe()}: {srv.requests} requests, "
+                                 f"{srv.failures} failed{down}")
+        return lines
+
     # ------------------------------------------------------------------ statistics
     def statistics(self, models: Iterable[str] | None = None) -> dict[str, ServerStats]:
         """Server-side statistics of the job's models since beginJob (those that can be read)."""
@@ -435,30 +570,39 @@ class TritonService(Service):
             self._started = False
 
 
-def apply_server_option(service_decl: Any, address: str, port: int, protocol: str = "grpc") -> None:
-    """Make the server named ``default`` of a ``cms.Service("TritonService")`` declaration point at
-    *address*:*port* with *protocol* (the ``address=`` / ``port=`` / ``protocol=`` command-line options); it is
-    put first, so that models it serves go to it."""
+def apply_server_option(service_decl: Any, address: str | list[str], port: int | list[int],
+                        protocol: str = "grpc") -> None:
+    """Make the servers ``default`` (``default2``, ``default3``... for several) of a ``cms.Service("TritonService")``
+    declaration point at *address*:*port* with *protocol* (the ``address=`` / ``port=`` / ``protocol=`` command-line
+    options; lists of equal length give one server each); they are put first, so that models they serve go to
+    them."""
     from ..config.types import PSet, VPSet, plain
 
-    port = int(port)
-    if not address:
-        raise ConfigurationError("address= must not be empty")
+    addresses = [address] if isinstance(address, str) else list(address)
+    ports = [int(port)] * len(addresses) if isinstance(port, int) else [int(p) for p in port]
+    if len(addresses) != len(ports):
+        raise ConfigurationError(f"{len(addresses)} addresses but {len(ports)} ports: give one port per address")
     if protocol not in PROTOCOLS:
         raise ConfigurationError(f"protocol={protocol} is not a protocol: use grpc or http."
                                  f"{did_you_mean(protocol, PROTOCOLS)}")
-    if not address.startswith("unix:") and not 0 < port < 65536:
-        raise ConfigurationError(f"port={port} is not a valid TCP port (1..65535)")
-    server = PSet(name=DEFAULT_NAME, address=str(address), port=port, protocol=protocol, useSsl=False,
-                  rootCertificates="", privateKey="", certificateChain="")
+    servers = []
+    for i, (addr, p) in enumerate(zip(addresses, ports)):
+        if not addr:
+            raise ConfigurationError("address= must not be empty")
+        if not addr.startswith("unix:") and not 0 < p < 65536:
+            raise ConfigurationError(f"port={p} is not a valid TCP port (1..65535)")
+        servers.append(PSet(name=DEFAULT_NAME if i == 0 else f"{DEFAULT_NAME}{i + 1}", address=str(addr), port=p,
+                            protocol=protocol, useSsl=False, rootCertificates="", privateKey="", certificateChain=""))
+    names = {plain(s.name) for s in servers}
     existing = list(service_decl.servers) if "servers" in service_decl else []
-    kept = [s for s in existing if not (isinstance(s, PSet) and "name" in s and plain(s.name) == DEFAULT_NAME)]
-    old = [s for s in existing if not any(s is k for k in kept)]
+    kept = [s for s in existing if not (isinstance(s, PSet) and "name" in s and plain(s.name) in names)]
+    old = [s for s in existing if not any(s is k for k in kept) and plain(s.name) == DEFAULT_NAME]
     if old:  # keep the SSL settings of a declared default server
-        for key in ("useSsl", "rootCertificates", "privateKey", "certificateChain"):
-            if key in old[0]:
-                setattr(server, key, getattr(old[0], key))
-    service_decl.servers = VPSet(server, *kept)
+        for server in servers:
+            for key in ("useSsl", "rootCertificates", "privateKey", "certificateChain"):
+                if key in old[0]:
+                    setattr(server, key, getattr(old[0], key))
+    service_decl.servers = VPSet(*servers, *kept)
 
 
 def apply_protocol_option(service_decl: Any, protocol: str) -> None:
