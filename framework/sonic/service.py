@@ -19,7 +19,9 @@ and the servers asked. The fallback is stopped in ``endJob``, also when the job 
 
 Several servers per model (health-aware routing with failover): each model maps to every server that serves it
 (the preferred one first). Each request goes to the best live server (:meth:`TritonService.pick`): fewest
-requests outstanding from this job, then fewest recent failures, then the configuration's order. A request that
+requests outstanding from this job, then fewest recent failures, then the shortest queue time per request in the
+server's statistics (read every 5 s in the background, where the server has statistics), then the configuration's
+order. A request that
 fails because its server is unreachable marks that server down (:meth:`TritonService.requestDone`) and is sent at
 once to another server; a down server is probed again (given one request) after a back-off of 1 s, doubled after
 each failed probe up to 30 s. When every server of a model is down and the fallback is enabled, the local fallback
@@ -65,6 +67,7 @@ INDEX_TIMEOUT = 10.0
 FIRST_BACKOFF_S = 1.0  # a server that failed is probed again after this, doubled after each failed probe ...
 MAX_BACKOFF_S = 30.0  # ... up to this
 FAILURE_HALF_LIFE_S = 30.0
+QUEUE_REFRESH_S = 5.0  # how often the servers' queue times are read (statistics), with several servers
 
 SERVER_PARAMETERS: dict[str, Any] = {
     "name": Required(str, "a name for the server, used by Client.preferredServer"),
@@ -108,6 +111,8 @@ class _Server:
     down_until: float = 0.0
     backoff: float = 0.0
     downs: int = 0
+    queue_ms: float = 0.0  # mean queue time per request since the last reading (servers with statistics)
+    queue_seen: dict = field(default_factory=dict)  # model -> ServerStats at the last reading
 
     def endpoint(self) -> ServerAddress:
         return ServerAddress(self.address, self.isLocal, self.ssl, self.protocol)
@@ -218,6 +223,8 @@ class TritonService(Service):
         self._models: dict[str, _Model] = {}
         self._map: dict[str, str] = {}
         self._routes: dict[str, list[str]] = {}  # model -> every server serving it, the preferred first
+        self._queue_read_at = 0.0
+        self._queue_reading = False
         self._lock = threading.Lock()
         self._fallback_lock = threading.Lock()
         self._started = False
@@ -435,11 +442,14 @@ class TritonService(Service):
         route = self.route(model)
         skip = set(exclude)
         now = time.monotonic()
+        if len(route) > 1 and now - self._queue_read_at > QUEUE_REFRESH_S:
+            self._refresh_queue_times(now)
         with self._lock:
             live = [self._servers[n] for n in route if n not in skip and n in self._servers
                     and self._servers[n].down_until <= now]
             if live:
-                best = min(live, key=lambda srv: (srv.outstanding, self._decayed(srv, now), route.index(srv.name)))
+                best = min(live, key=lambda srv: (srv.outstanding, round(self._decayed(srv, now)), srv.queue_ms,
+                                                  route.index(srv.name)))
                 best.outstanding += 1
                 best.requests += 1
                 return best.name
@@ -490,6 +500,40 @@ class TritonService(Service):
                             f"requests go to {', '.join(others)}" if others else
                             ("the local fallback server takes over" if self.fallbackParams.enable else
                              "no other server is live"))
+
+    def _refresh_queue_times(self, now: float) -> None:
+        """Read, in a background thread, each live server's queue time per request since the last reading
+        (Triton's statistics; a server without them keeps 0)."""
+        with self._lock:
+            if self._queue_reading or now - self._queue_read_at <= QUEUE_REFRESH_S:
+                return
+            self._queue_reading = True
+            servers = [srv for srv in self._servers.values() if srv.down_until <= now and srv.models]
+
+        def read() -> None:
+            try:
+                for srv in servers:
+                    transport = None
+                    try:
+                        transport = make_transport(srv.endpoint())
+                        queue = requests = 0.0
+                        for model in {m for m, r in self._routes.items() if srv.name in r and len(r) > 1}:
+                            stats = server_statistics(transport.statistics(model))
+                            delta = stats - srv.queue_seen.get(model, ServerStats())
+                            srv.queue_seen[model] = stats
+                            queue, requests = queue + delta.queue, requests + delta.success
+                        srv.queue_ms = 1e3 * queue / requests if requests else srv.queue_ms
+                    except Exception as exc:  # noqa: BLE001 - statistics are a hint (V2 servers have none)
+                        log.debug("no statistics from %s: %s", srv.describe(), exc)
+                    finally:
+                        if transport is not None:
+                            transport.close()
+            finally:
+                with self._lock:
+                    self._queue_read_at = time.monotonic()
+                    self._queue_reading = False
+
+        threading.Thread(target=read, name="sonic-queue-times", daemon=True).start()
 
     @staticmethod
     def _decayed(srv: _Server, now: float) -> float:
