@@ -29,16 +29,28 @@ the machine or the compression), and complete chunks do not depend on ``n_events
 from __future__ import annotations
 
 import argparse
+import fnmatch
 import logging
 import os
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import awkward as ak
 import numpy as np
 
+from framework.exceptions import did_you_mean
+from framework.io.anomalies import (
+    ANOMALIES,
+    EXTRA_BRANCHES,
+    LumiPlan,
+    add_met_extras,
+    add_met_noise,
+    finish_met_extras,
+    remove_jets_in_region,
+)
 from framework.io.schema import BRANCHES, COLLECTIONS, TREE_NAME, collection_fields
 
 __all__ = ["generate", "main", "CHUNK_EVENTS"]
@@ -812,9 +824,50 @@ def _generate_chunk(rng: np.random.Generator, n_events: int, first_index: int, r
 
 
 # ------------------------------------------------------------------------------------------ writing
-def _tree_types() -> dict[str, object]:
+def _select_branches(patterns: Sequence[str] | None) -> list[str]:
+    """The branches to write, in writing order: the schema (``None``), or the IDs and the schema or
+    :data:`~framework.io.anomalies.EXTRA_BRANCHES` branches matching one of the glob *patterns*."""
+    if patterns is None:
+        return list(BRANCHES)
+    available = list(BRANCHES) + list(EXTRA_BRANCHES)
+    chosen = {"run", "luminosityBlock", "event"}
+    for pattern in patterns:
+        matched = {n for n in available if fnmatch.fnmatchcase(n, pattern)}
+        if not matched:
+            raise ValueError(f"branches: {pattern!r} matches no branch.{did_you_mean(pattern, available)} "
+                             "Glob patterns over the schema (framework.io.schema) and MET_sumEt, MET_significance")
+        chosen |= matched
+    return [n for n in available if n in chosen]
+
+
+def _layout(names: Sequence[str]) -> tuple[list[str], dict[str, list[str]]]:
+    """Per-event branches and ``{collection: fields}`` of *names* (a counter is written by its collection;
+    alone only if none of the collection's fields is chosen)."""
+    fields: dict[str, list[str]] = {}
+    for name in names:
+        br = BRANCHES.get(name)
+        if br is not None and br.collection is not None:
+            fields.setdefault(br.collection, []).append(br.field)
+    counters = {COLLECTIONS[c] for c in fields}
+    plain = [n for n in names if (n not in BRANCHES or BRANCHES[n].collection is None) and n not in counters]
+    return plain, fields
+
+
+def _branch_dtype(name: str) -> str:
+    return (BRANCHES.get(name) or EXTRA_BRANCHES[name]).dtype
+
+
+def _tree_types(names: Sequence[str] | None = None) -> dict[str, object]:
     """uproot ``mktree`` branch types in schema order: per-event dtypes and one record type per collection."""
-    types: dict[str, object] = {}
+    if names is not None and list(names) != list(BRANCHES):
+        plain, fields = _layout(names)
+        types: dict[str, object] = {n: np.dtype(_branch_dtype(n)) for n in plain}
+        for coll, fs in fields.items():
+            dtypes = collection_fields(coll)
+            spec = ", ".join(f"{f}: {dtypes[f]}" for f in fs)
+            types[coll] = ak.types.from_datashape(f"var * {{{spec}}}", highlevel=False)
+        return types
+    types = {}
     for name, br in BRANCHES.items():
         if br.collection is not None:
             if br.collection not in types:
@@ -825,8 +878,15 @@ def _tree_types() -> dict[str, object]:
     return types
 
 
-def _to_tree_chunk(flat: dict[str, np.ndarray]) -> dict[str, object]:
-    chunk: dict[str, object] = {}
+def _to_tree_chunk(flat: dict[str, np.ndarray], names: Sequence[str] | None = None) -> dict[str, object]:
+    if names is not None and list(names) != list(BRANCHES):
+        plain, fields = _layout(names)
+        chunk: dict[str, object] = {n: np.asarray(flat[n]).astype(_branch_dtype(n), copy=False) for n in plain}
+        for coll, fs in fields.items():
+            record = ak.zip({f: flat[f"{coll}_{f}"] for f in fs})
+            chunk[coll] = ak.unflatten(record, np.asarray(flat[COLLECTIONS[coll]], np.int64))
+        return chunk
+    chunk = {}
     for name, br in BRANCHES.items():
         if br.collection is None and name not in COLLECTIONS.values():
             chunk[name] = flat[name]
@@ -837,13 +897,38 @@ def _to_tree_chunk(flat: dict[str, np.ndarray]) -> dict[str, object]:
     return chunk
 
 
+def _apply_lumi_plan(flat: dict[str, np.ndarray], plan: LumiPlan, idx: np.ndarray, rng: np.random.Generator,
+                     extras: bool) -> None:
+    """Run/lumi/event numbers of a several-run file, the anomalies of bad sections, the extra MET branches."""
+    if plan.multi_run:
+        flat["run"], flat["luminosityBlock"], flat["event"] = plan.ids(idx)
+    if not (extras or plan.bad):
+        return
+    add_met_extras(flat)
+    if plan.bad:
+        masks = plan.event_anomalies(flat["run"], flat["luminosityBlock"])
+        add_met_noise(flat, masks["met-tail"], rng)
+        remove_jets_in_region(flat, masks["dead-region"],
+                              {c: list(collection_fields(c)) for c in ("Jet", "JetPFCands", "JetSVs")})
+    finish_met_extras(flat)
+
+
 def generate(path: str | os.PathLike, n_events: int, seed: int, *, run: int = 1, events_per_lumi: int = 100,
-             compression: str = "zlib", level: int = 1) -> None:
+             compression: str = "zlib", level: int = 1, lumis_per_run: int | None = None,
+             bad_lumis: Mapping[Any, Any] | Iterable[Any] | str | None = None, anomaly: str | Sequence[str] = "met-tail",
+             branches: Sequence[str] | None = None) -> None:
     """Write ``n_events`` generated events to the ROOT file ``path`` (tree ``Events``).
 
-    The content is a deterministic function of ``seed``, ``run`` and ``events_per_lumi``. The file is
-    written to a temporary file in the same directory and renamed into place, so a failed generation
-    leaves no (partial) file behind. ``compression`` is ``"zlib"`` or ``"lzma"`` (``level`` 1-9).
+    The content is a deterministic function of ``seed``, ``run`` and ``events_per_lumi`` (and of the options
+    below). The file is written to a temporary file in the same directory and renamed into place, so a failed
+    generation leaves no (partial) file behind. ``compression`` is ``"zlib"`` or ``"lzma"`` (``level`` 1-9).
+
+    For data-quality studies (:mod:`framework.io.anomalies`): ``lumis_per_run`` spreads the events over runs
+    ``run, run + 1, ...`` of that many lumis; ``bad_lumis`` makes sections bad (``{(run, lumi): "met-tail"}``,
+    ``[(run, lumi), lumi, ...]`` with ``anomaly``, or the CLI's text ``"2:7,2:9=dead-region"``); either adds a
+    ``LuminosityBlocks`` tree with the truth (``isBad``, ``anomalies`` bit mask, ``nEvents``). ``branches``:
+    glob patterns of the branches to write (IDs always; ``MET_sumEt``/``MET_significance`` only this way, e.g.
+    ``["*"]``). Without these options the output is exactly what it was before they existed.
     """
     import uproot  # heavy import, only here
 
@@ -857,6 +942,11 @@ def generate(path: str | os.PathLike, n_events: int, seed: int, *, run: int = 1,
     codecs = {"zlib": uproot.ZLIB, "lzma": uproot.LZMA}
     if compression not in codecs:
         raise ValueError(f"compression must be one of {sorted(codecs)}, got {compression!r}")
+    plan = LumiPlan(n_events, run, events_per_lumi, lumis_per_run, bad_lumis, anomaly)
+    names = _select_branches(branches)
+    extras = any(n in EXTRA_BRANCHES for n in names)
+    truth = plan.multi_run or bool(plan.bad)
+    counts: dict[tuple[int, int], int] = {}
 
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -866,13 +956,23 @@ def generate(path: str | os.PathLike, n_events: int, seed: int, *, run: int = 1,
     t0 = time.perf_counter()
     try:
         with uproot.recreate(tmp_name, compression=codecs[compression](level)) as fout:
-            tree = fout.mktree(TREE_NAME, _tree_types(), title="generated AOD-like events")
+            tree = fout.mktree(TREE_NAME, _tree_types(names), title="generated AOD-like events")
             for ichunk, start in enumerate(range(0, n_events, CHUNK_EVENTS)):
                 size = min(CHUNK_EVENTS, n_events - start)
                 rng = np.random.default_rng(np.random.SeedSequence(int(seed), spawn_key=(ichunk,)))
                 flat = _generate_chunk(rng, size, start, run, events_per_lumi)
-                tree.extend(_to_tree_chunk(flat))
+                if truth or extras:  # anomalies draw from a stream of their own: the physics stays the same
+                    arng = np.random.default_rng(np.random.SeedSequence(int(seed), spawn_key=(ichunk, 1)))
+                    _apply_lumi_plan(flat, plan, np.arange(start, start + size, dtype=np.int64), arng, extras)
+                    ids, n_ids = np.unique(np.stack([flat["run"], flat["luminosityBlock"]]), axis=1, return_counts=True)
+                    for (r, lumi), n in zip(ids.T.tolist(), n_ids.tolist()):
+                        counts[(r, lumi)] = counts.get((r, lumi), 0) + n
+                tree.extend(_to_tree_chunk(flat, names))
                 log.debug("generated events %d-%d", start, start + size - 1)
+            if truth:
+                table = plan.truth(counts)
+                fout.mktree("LuminosityBlocks", {k: v.dtype for k, v in table.items()},
+                            title="luminosity sections (generator truth: isBad, anomalies)").extend(table)
         os.replace(tmp_name, target)
     except BaseException:
         try:
@@ -899,13 +999,30 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--flavour", choices=("generated", "pfnano-released"), default="generated",
                         help="branch layout: this framework's schema (default) or PFNano as released "
                              "(no PFCands_fromPV/hcalFraction, JetPFCands_btagSip2d*; see README 'Real PFNano files')")
+    dqm = parser.add_argument_group("luminosity sections for data-quality monitoring (framework/io/anomalies.py)")
+    dqm.add_argument("--lumis-per-run", type=int, default=None, metavar="K",
+                     help="runs RUN, RUN+1, ... of K lumis each (event numbers restart per run); adds the "
+                          "LuminosityBlocks tree")
+    dqm.add_argument("--bad-lumis", default=None, metavar="LIST",
+                     help="bad sections: LUMI (of every run) or RUN:LUMI, optionally =ANOMALY[+ANOMALY], "
+                          "comma-separated, e.g. 3,7 or 2:3,2:9=dead-region; truth in the LuminosityBlocks tree")
+    dqm.add_argument("--anomaly", default="met-tail", metavar="NAME",
+                     help=f"anomaly of the bad sections that name none: {', '.join(ANOMALIES)} (default met-tail; "
+                          "several joined by +)")
+    dqm.add_argument("--branches", default=None, metavar="PATTERNS",
+                     help="write only these branches (comma-separated globs, IDs always), e.g. 'MET_*,Jet_eta,Jet_phi'; "
+                          "'*' = all, with MET_sumEt and MET_significance")
     args = parser.parse_args(argv)
     if not logging.getLogger().handlers:
         logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    branches = [b.strip() for b in args.branches.split(",") if b.strip()] if args.branches is not None else None
     try:
         if args.flavour == "generated":
             generate(args.output, args.events, args.seed, run=args.run, events_per_lumi=args.events_per_lumi,
-                     compression=args.compression, level=args.level)
+                     compression=args.compression, level=args.level, lumis_per_run=args.lumis_per_run,
+                     bad_lumis=args.bad_lumis, anomaly=args.anomaly, branches=branches)
+        elif args.lumis_per_run is not None or args.bad_lumis is not None or branches is not None:
+            raise ValueError("--lumis-per-run, --bad-lumis and --branches need --flavour generated")
         else:
             from framework.io.pfnano import write_released
 

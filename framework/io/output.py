@@ -204,15 +204,19 @@ class RootOutputModule(OutputModule):
 
     def writeObjects(self, objects: list[tuple[dict[str, Any], tuple[str, str], Any]]) -> None:
         """Run and lumi products that are not numbers or arrays (``(ids, (label, instance), value)``): objects
-        uproot can write (histograms: ``hist.Hist``, ``TH1``...) go under
-        ``DQMData/Run <run>/<label>/<instance>`` (+ ``/Lumi <n>`` for a lumi product)."""
+        uproot can write (histograms: ``hist.Hist``, ``TH1``...) go where DQM's file saver puts monitoring
+        elements (:func:`dqm_key`); an instance with a '/' is the ME's DQM path, otherwise ``<label>/<instance>``."""
+        written: dict[str, str] = {}
         for ids, (label, instance), value in objects:
-            folder = f"DQMData/Run {int(ids['run'])}/{label}"
-            if "luminosityBlock" in ids:
-                folder += f"/Lumi {int(ids['luminosityBlock'])}"
-            name = instance or label
+            me = instance if "/" in instance else f"{label}/{instance}" if instance else label
+            key = dqm_key(me, int(ids["run"]), int(ids["luminosityBlock"]) if "luminosityBlock" in ids else None)
+            if key in written:
+                raise ConfigurationError(
+                    f"output '{self.label}': the products '{written[key]}' and '{label}:{instance}' would both be "
+                    f"written to {key!r} (the same DQM path {me!r}); give them different names")
+            written[key] = f"{label}:{instance}"
             try:
-                self._file[f"{folder}/{name}"] = value
+                self._file[key] = value
             except Exception as e:  # noqa: BLE001
                 raise ConfigurationError(
                     f"output '{self.label}': cannot write the product '{label}:{instance}' ({type(value).__name__}) of "
@@ -263,6 +267,15 @@ class RootOutputModule(OutputModule):
         if tmp and os.path.exists(tmp):
             os.unlink(tmp)
             log.info("job failed: no output written to %s", self.path)
+
+
+def dqm_key(me: str, run: int, lumi: int | None = None) -> str:
+    """Where DQM's file saver (DQMFileSaver ``saveForOffline``) writes the monitoring element *me*
+    (``Subsystem/folders/name``): ``DQMData/Run <run>/<Subsystem>/Run summary/<folders/name>`` for a run,
+    ``DQMData/Run <run>/<Subsystem>/By Lumi Section <lumi>-<lumi>/<folders/name>`` for one lumi section."""
+    top, _, rest = me.partition("/")
+    scope = "Run summary" if lumi is None else f"By Lumi Section {lumi}-{lumi}"
+    return f"DQMData/Run {run}/{top}/{scope}/{rest or top}"
 
 
 def _is_array_like(value: Any) -> bool:
