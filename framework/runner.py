@@ -43,22 +43,48 @@ def main_run(args: list[str]) -> int:
             report_json = a.split("=", 1)[1]
         else:
             rest.append(a)
+    executor_summary = None
     try:
-        report, process = run_config(args[0], rest)
+        if _executor(rest) == "dask":
+            from .executor import run_dask
+
+            report, process, executor_summary = run_dask(args[0], rest)
+            for w in report.warnings:
+                log.warning(w)
+        else:
+            report, process = run_config(args[0], rest)
     except varparsing.OptionsHelp as h:
         print(h)
         return 0
     print(report.summary())
+    for line in executor_summary.lines() if executor_summary else []:
+        print(line)
     if process.optionValue("wantSummary"):
         print(report.timing.table())
     if report_json:
         with open(report_json, "w") as f:
             json.dump(
                 {"processed": report.processed, "written": report.written, "paths": report.path_accepted,
-                 "warnings": report.warnings, "timing": report.timing.to_dict()},
+                 "warnings": report.warnings, "timing": report.timing.to_dict(),
+                 **({"executor": executor_summary.to_dict()} if executor_summary else {})},
                 f, indent=2,
             )
     return 0
+
+
+def _executor(args: list[str]) -> str:
+    """The ``executor=`` of the command line (checked); the executor's other options alone only warn."""
+    from .exceptions import ConfigurationError, did_you_mean
+    from .executor import EXECUTOR_OPTIONS, EXECUTORS
+
+    opts = varparsing.Options(argv=args)
+    name = opts.peek("executor")
+    if name not in EXECUTORS:
+        raise ConfigurationError(f"executor={name}: use {' or '.join(EXECUTORS)}.{did_you_mean(name, EXECUTORS)}")
+    given = [k for k in EXECUTOR_OPTIONS if any(a.startswith(k + "=") for a in args)]
+    if name != "dask" and given:
+        log.warning("%s apply to executor=dask; ignored in this sequential run", ", ".join(f"{k}=" for k in given))
+    return name
 
 
 def main_dump(args: list[str]) -> int:

@@ -1,7 +1,8 @@
 """Command-line options of a config, VarParsing-style: ``key=value`` pairs after the config file.
 
 Standard options (``maxEvents``, ``inputFiles``, ``outputFile``, ``numThreads``, ``numStreams``,
-``skipEvents``, the SONIC server ones, ``procModifiers``, ``customise``) are always registered; a config registers its own with :meth:`Options.register`
+``skipEvents``, the SONIC server ones, ``procModifiers``, ``customise``, the executor's ``executor``, ``workers``,
+``scheduler``, ``chunkSize``, ``skipBadFiles``) are always registered; a config registers its own with :meth:`Options.register`
 and reads them after :meth:`Options.parseArguments`.
 """
 
@@ -64,6 +65,15 @@ STANDARD: list[tuple[str, Any, type, str, bool]] = [
      "comma-separated, e.g. allSonicTriton (cmsDriver's --procModifiers)", True),
     ("customise", [], str, "module.function(process) customisations applied in order after the config, "
      "comma-separated (cmsDriver's --customise)", True),
+    ("executor", "sequential", str, "how the job runs: sequential (this process) or dask (the input files as work "
+     "items on a Dask cluster, outputs merged in input order)", False),
+    ("workers", 0, int, "executor=dask: worker processes of the local cluster, one thread each (0 = the cores)", False),
+    ("scheduler", "", str, "executor=dask: address of a running Dask scheduler (tcp://host:8786) instead of a "
+     "local cluster", False),
+    ("chunkSize", 100000, int, "executor=dask: entries per work item (coffea's chunksize), cut at luminosity-block "
+     "and cluster boundaries", False),
+    ("skipBadFiles", False, bool, "executor=dask: an input file that cannot be read is skipped (a warning and a "
+     "summary line) instead of failing the job", False),
 ]
 
 

@@ -1,0 +1,276 @@
+"""executor=dask: the main job over several generated files equals the sequential run (every branch, same order);
+at least two worker processes do the work; a worker killed mid-job has its item retried, the output complete and
+without duplicates; a corrupt file with and without skipBadFiles. Nothing is left behind: no worker or server
+process, no part or temporary file, no shared-memory region."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import awkward as ak
+import numpy as np
+import pytest
+import uproot
+
+from framework.exceptions import InputError
+from framework.executor import plan, run_dask
+from framework.executor.planning import FileInfo, count_blocks, cut_range
+from framework.io.generate import generate
+from framework.runner import run_config
+from tests.dask_modules import LIGHT_CONFIG
+
+pytestmark = pytest.mark.slow
+
+REPO = Path(__file__).resolve().parents[1]
+MAIN_CONFIG = str(REPO / "configs" / "miniaod_cfg.py")
+EVENTS = 200  # per file; lumis of 100 events
+NFILES = 4
+
+
+# ----------------------------------------------------------------------------- fixtures and helpers
+@pytest.fixture(scope="module")
+def inputs(tmp_path_factory) -> list[str]:
+    d = tmp_path_factory.mktemp("dask_inputs")
+    paths = [str(d / f"f{i}.root") for i in range(NFILES)]
+    for i, p in enumerate(paths):
+        generate(p, EVENTS, seed=100 + i)
+    return paths
+
+
+@pytest.fixture(scope="module")
+def light_config(tmp_path_factory) -> str:
+    path = tmp_path_factory.mktemp("dask_cfg") / "light_cfg.py"
+    path.write_text(LIGHT_CONFIG)
+    return str(path)
+
+
+def descendants() -> set[int]:
+    """PIDs of the live descendants of this process (from /proc), but Python's multiprocessing resource tracker:
+    started with the first spawned process, it lives as long as this process (by design), like the CLI's."""
+    parent: dict[int, int] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+        except OSError:
+            continue
+        fields = text[text.rfind(")") + 2:].split()
+        if fields[0] not in ("Z", "X"):
+            parent[int(stat.parent.name)] = int(fields[1])
+    found, todo = set(), [os.getpid()]
+    while todo:
+        p = todo.pop()
+        for child, par in parent.items():
+            if par == p and child not in found:
+                found.add(child)
+                todo.append(child)
+    return {p for p in found if "multiprocessing.resource_tracker" not in _cmdline(p)}
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_text().replace("\0", " ")
+    except OSError:
+        return ""
+
+
+def shm_regions() -> set[str]:
+    """The framework's shared-memory regions (``cmsfw_sonic_PID_...``, ``cmsfw_triton_PID_...``), but those of
+    live processes that are not this one's (other jobs on the machine)."""
+    mine = descendants() | {os.getpid()}
+    found = set()
+    for name in os.listdir("/dev/shm") if os.path.isdir("/dev/shm") else []:
+        fields = name.split("_")
+        if len(fields) < 3 or fields[0] != "cmsfw" or not fields[2].isdigit():
+            continue
+        pid = int(fields[2])
+        if pid in mine or not Path(f"/proc/{pid}").exists():
+            found.add(name)
+    return found
+
+
+class LeftBehind:
+    """Checks that a block leaves no process, shared-memory region or file (in *directory*) behind."""
+
+    def __init__(self, directory: Path, expected: set[str]):
+        self.directory, self.expected = directory, expected
+
+    def __enter__(self):
+        self.procs, self.shm = descendants(), shm_regions()
+        return self
+
+    def __exit__(self, *exc):
+        deadline = time.monotonic() + 10
+        while descendants() - self.procs and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert descendants() - self.procs == set(), "processes left behind"
+        assert shm_regions() - self.shm == set(), "shared-memory regions left behind"
+        assert set(os.listdir(self.directory)) == self.expected, "parts or temporary files left behind"
+
+
+def trees(path: str) -> dict[str, dict[str, list]]:
+    """Every tree's branches (name -> values as lists, in order) and branch types."""
+    out = {}
+    with uproot.open(path) as f:
+        for name, cls in f.classnames(cycle=False).items():
+            if cls == "TTree":
+                t = f[name]
+                out[name] = {b.name: (b.typename, ak.to_list(b.array(library="ak"))) for b in t.branches}
+    return out
+
+
+def events(path: str) -> list[tuple[int, int, int]]:
+    with uproot.open(path) as f:
+        a = f["Events"].arrays(["run", "luminosityBlock", "event"], library="np")
+    return list(zip(a["run"].tolist(), a["luminosityBlock"].tolist(), a["event"].tolist()))
+
+
+def corrupt_baskets(src: str, dst: str) -> None:
+    """A copy of *src* that opens, but whose Jet_pt baskets do not decompress."""
+    data = bytearray(Path(src).read_bytes())
+    with uproot.open(src) as f:
+        b = f["Events"]["Jet_pt"]
+        seeks = [int(s) for s in b.member("fBasketSeek")[: b.num_baskets]]
+    for s in seeks:
+        data[s + 80: s + 208] = b"\x00garbage" * 16
+    Path(dst).write_bytes(bytes(data))
+
+
+# ----------------------------------------------------------------------------- planning (fast)
+def test_plan_cuts_at_lumi_boundaries_and_honours_skip_and_max(inputs):
+    p = plan(inputs, chunk_size=100)
+    assert [(i.file_index, i.start, i.stop) for i in p.items] == [(f, a, a + 100) for f in range(NFILES) for a in (0, 100)]
+    assert p.items[1].first == (1, 2) and p.items[1].last == (1, 2)
+    # 150 entries from entry 250 on: the end of file 1 (250..400) then nothing
+    p = plan(inputs, chunk_size=1000, skip=250, max_events=150)
+    assert [(i.file_index, i.start, i.stop) for i in p.items] == [(1, 50, 200)]
+    # 3 items of ~67: the first cut moves to the lumi boundary at 100, the second (133) has none near
+    p = plan(inputs[:1], chunk_size=70)
+    assert [(i.start, i.stop) for i in p.items] == [(0, 100), (100, 133), (133, 200)]
+    # without a lumi boundary within half an item: the nearest cluster boundary
+    info = FileInfo("x.root", 1000, clusters=[0, 250, 500, 750, 1000], lumi_starts=[])
+    assert cut_range(info, 0, 1000, 300) == [0, 250, 750, 1000]
+    info.lumi_starts = [400]
+    assert cut_range(info, 0, 1000, 300) == [0, 400, 750, 1000]
+    # each item counts the run and its lumis; consecutive items continue them
+    assert count_blocks(plan(inputs, chunk_size=100).items, [(1, 1)] * 8) == (1, 8)
+
+
+def test_plan_bad_file_is_an_error_or_skipped(inputs, tmp_path):
+    bad = tmp_path / "bad.root"
+    bad.write_bytes(b"not a ROOT file" * 100)
+    with pytest.raises(InputError, match="bad.root"):
+        plan([inputs[0], str(bad)])
+    p = plan([inputs[0], str(bad)], skip_bad=True)
+    assert [b.path for b in p.bad] == [str(bad)] and len(p.items) == 1
+
+
+# ----------------------------------------------------------------------------- the main job
+def test_main_job_on_dask_equals_sequential(inputs, tmp_path):
+    common = [f"inputFiles={','.join(inputs)}", "wantSummary=0"]
+    seq_report, _ = run_config(MAIN_CONFIG, [*common, f"outputFile={tmp_path / 'seq.root'}"], progress=False)
+    with LeftBehind(tmp_path, {"seq.root", "dask.root"}):
+        report, _, summary = run_dask(MAIN_CONFIG, [*common, f"outputFile={tmp_path / 'dask.root'}", "executor=dask",
+                                                     "workers=2", "chunkSize=100"], progress=False)
+    seq, par = trees(str(tmp_path / "seq.root")), trees(str(tmp_path / "dask.root"))
+    assert list(par) == list(seq) == ["Events", "LuminosityBlocks", "Runs"]
+    for tree in seq:
+        assert list(par[tree]) == list(seq[tree]), tree  # same branches, same order
+        for branch, (typename, values) in seq[tree].items():
+            assert par[tree][branch][0] == typename, branch
+            assert par[tree][branch][1] == values, f"{tree}/{branch} differs"
+    assert len(seq["Events"]["event"][1]) == NFILES * EVENTS
+    assert summary.items == 2 * NFILES
+    assert len(summary.workers) >= 2, f"only {summary.workers} did work"
+    assert (report.processed, report.written, report.path_accepted) == (
+        seq_report.processed, seq_report.written, seq_report.path_accepted)
+    assert (report.runs, report.lumis) == (seq_report.runs, seq_report.lumis) == (1, 2 * NFILES)
+    assert {k: m.calls for k, m in report.timing.modules.items()} == {
+        k: m.calls for k, m in seq_report.timing.modules.items()}
+
+
+# ----------------------------------------------------------------------------- a killed worker
+def test_killed_worker_is_retried_output_complete_without_duplicates(inputs, light_config, tmp_path):
+    marker = tmp_path / "killed"
+    out = tmp_path / "dask.root"
+    common = [f"inputFiles={','.join(inputs)}", f"killMarker={marker}", "killEvent=150"]
+    # the reference: the sequential job (the marker exists: nothing is killed)
+    marker.write_text("disarmed")
+    run_config(light_config, [*common, f"outputFile={tmp_path / 'seq.root'}"], progress=False)
+    marker.unlink()
+    with LeftBehind(tmp_path, {"seq.root", "dask.root", "killed"}):
+        report, _, summary = run_dask(light_config, [*common, f"outputFile={out}", "executor=dask", "workers=2",
+                                                     "chunkSize=100"], progress=False)
+    killed = int(marker.read_text())
+    assert list(summary.retried.values()) == [summary.retried[next(iter(summary.retried))]]  # exactly one item
+    (pids,) = summary.retried.values()
+    assert pids[0] == killed and pids[1] != killed, pids
+    assert any("ran 2 times" in line for line in summary.lines())
+    ids = events(str(out))
+    assert len(ids) == len(set((i, *e) for i, e in enumerate(ids))) == NFILES * EVENTS
+    assert ids == events(str(tmp_path / "seq.root"))  # complete, in order, no duplicate
+    assert report.processed == NFILES * EVENTS
+    seq, par = trees(str(tmp_path / "seq.root")), trees(str(out))
+    assert par["Events"] == seq["Events"]
+    assert par["LuminosityBlocks"] == seq["LuminosityBlocks"]  # items are cut at lumi boundaries
+    # run 1 spans every item: one row per item, counts adding up to the sequential one; the histogram summed
+    assert sum(par["Runs"]["sums_nEvents"][1]) == sum(seq["Runs"]["sums_nEvents"][1]) == NFILES * EVENTS
+    assert len(par["Runs"]["run"][1]) == 2 * NFILES
+    assert any(w.startswith("Runs: runs 1 span several work items") for w in report.warnings)
+    with uproot.open(out) as a, uproot.open(tmp_path / "seq.root") as b:
+        hists = [k for k, c in b.classnames(recursive=True, cycle=False).items() if c.startswith("TH1")]
+        assert len(hists) == 1 and hists[0].startswith("DQMData/Run 1/sums/")
+        assert [k for k, c in a.classnames(recursive=True, cycle=False).items() if c.startswith("TH1")] == hists
+        h = hists[0]
+        assert np.array_equal(a[h].values(), b[h].values()) and a[h].values().sum() == NFILES * EVENTS
+
+
+# ----------------------------------------------------------------------------- corrupt files
+def test_corrupt_files_skipped_with_skipBadFiles(inputs, light_config, tmp_path):
+    garbage = tmp_path / "garbage.root"
+    garbage.write_bytes(b"this is not a ROOT file\n" * 1000)
+    broken = tmp_path / "broken.root"
+    corrupt_baskets(inputs[1], str(broken))
+    files = [inputs[0], str(garbage), inputs[2], str(broken)]
+    run_config(light_config, [f"inputFiles={inputs[0]},{inputs[2]}", f"outputFile={tmp_path / 'seq.root'}"],
+               progress=False)
+    expected = {"seq.root", "dask.root", "garbage.root", "broken.root"}
+    with LeftBehind(tmp_path, expected):
+        report, _, summary = run_dask(light_config, [f"inputFiles={','.join(files)}", f"outputFile={tmp_path / 'dask.root'}",
+                                                     "executor=dask", "workers=2", "chunkSize=100", "skipBadFiles=1"],
+                                      progress=False)
+    assert trees(str(tmp_path / "dask.root"))["Events"] == trees(str(tmp_path / "seq.root"))["Events"]
+    assert report.processed == 2 * EVENTS
+    assert sorted(b.path for b in summary.bad_files) == sorted([str(garbage), str(broken)])
+    lines = [x for x in summary.lines() if "skipped bad file" in x]
+    assert len(lines) == 2 and any("garbage.root" in x and "ROOT file" in x for x in lines)
+    assert any("broken.root" in x and "corrupt" in x for x in lines)
+    assert sum("skipBadFiles" in w for w in report.warnings) == 2
+
+
+def test_corrupt_basket_without_skipBadFiles_fails_naming_the_file(inputs, light_config, tmp_path):
+    broken = tmp_path / "broken.root"
+    corrupt_baskets(inputs[1], str(broken))
+    with LeftBehind(tmp_path, {"broken.root"}):
+        with pytest.raises(InputError, match=r"broken\.root.*corrupt") as e:
+            run_dask(light_config, [f"inputFiles={inputs[0]},{broken}", f"outputFile={tmp_path / 'dask.root'}",
+                                    "executor=dask", "workers=2"], progress=False)
+    assert "work item 1" in str(e.value)
+
+
+def test_unreadable_file_on_the_command_line_is_a_clear_error(inputs, light_config, tmp_path):
+    garbage = tmp_path / "garbage.root"
+    garbage.write_bytes(b"this is not a ROOT file\n" * 1000)
+    with LeftBehind(tmp_path, {"garbage.root"}):
+        r = subprocess.run([sys.executable, "-m", "framework", "run", light_config, "executor=dask",
+                            f"inputFiles={inputs[0]},{garbage}", f"outputFile={tmp_path / 'out.root'}"],
+                           capture_output=True, text=True, cwd=REPO, timeout=120)
+    assert r.returncode == InputError.exit_code, r.stderr
+    assert f"cannot read {garbage} as a ROOT file" in r.stderr and "Traceback" not in r.stderr
+    r = subprocess.run([sys.executable, "-m", "framework", "run", light_config, "executor=dusk"],
+                       capture_output=True, text=True, cwd=REPO, timeout=120)
+    assert r.returncode == 2 and "Did you mean 'dask'" in r.stderr
+
