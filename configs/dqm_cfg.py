@@ -3,6 +3,8 @@ lumi section, written in DQM's folder naming beside the LuminosityBlocks tree.
 
     python -m framework run configs/dqm_cfg.py                                    # the bundled sample
     python -m framework run configs/dqm_cfg.py inputFiles=runs.root outputFile=dqm.root
+    python -m framework run configs/dqm_cfg.py sonic=1                            # NMF score on MLServer
+    python -m framework dqm-report dqm.root --out out/dqm                         # score per lumi section
 
 The bundled sample (data/samples/dqm.root) holds 4 runs of 20 lumi sections of 100 events; its
 LuminosityBlocks tree says which sections are bad (isBad, anomalies). Read the histograms back with
@@ -11,14 +13,19 @@ producers.dqm.read.read_lumi_histograms(outputFile).
 
 import framework.config as cms
 from framework.config import options
+from framework.modifiers import dqmNMFSonic
 from producers.dqm import cff as dqm
+from producers.dqm_nmf import cff as dqmnmf
 
 options.register("wantSummary", 0, int, "1: print the per-module timing table")
+options.register("sonic", 0, int, "1: score the sections on MLServer (SONIC client) instead of in-process")
+options.register("nmfModel", dqmnmf.DEFAULT_MODEL_DIR, str, "the NMF model folder (MLServer/DIALS package); "
+                 "empty: histograms only")
 options.setDefault("inputFiles", ["data/samples/dqm.root"])
 options.setDefault("outputFile", "dqm.root")
 options.parseArguments()
 
-process = cms.Process("DQM")
+process = cms.Process("DQM", *([dqmNMFSonic] if options.sonic else []))
 
 process.source = cms.Source("RootSource", fileNames=cms.vstring(options.inputFiles))
 process.maxEvents.input = options.maxEvents
@@ -30,14 +37,18 @@ process.options.numberOfStreams = 2
 # lumi products "dqmHistograms:<ME path>" (hist.Hist)
 dqm.add(process, "dqmHistograms")
 
-# --- NMF scoring (issue 10, item 3; built separately) goes here: a module after dqmHistograms on the Path that
-# reads lumi.get("dqmHistograms:" + dqm.MET_SIG) in endLuminosityBlock and puts dqmNMF:mse / dqmNMF:flag, its
-# direct (joblib) and MLServer twins swapped by a modifier; add "keep dqmNMF_*" to the output below.
-process.dqm = cms.Path(process.dqmHistograms)
+# the NMF anomaly score of METSig per lumi section (lumi products dqmNMF:mse, dqmNMF:flag): in-process, or on
+# MLServer with sonic=1 (the dqmNMFSonic modifier); after dqmHistograms, whose lumi product it reads
+if options.nmfModel:
+    dqmnmf.add(process, "dqmNMF", src="dqmHistograms:" + dqm.MET_SIG, model_dir=options.nmfModel)
+    process.dqm = cms.Path(process.dqmHistograms, process.dqmNMF)
+else:
+    process.dqm = cms.Path(process.dqmHistograms)
 
 process.out = cms.OutputModule(
     "RootOutputModule",
     fileName=cms.string(options.outputFile),
-    outputCommands=cms.vstring("drop *", "keep run", "keep luminosityBlock", "keep event", "keep dqmHistograms_*"),
+    outputCommands=cms.vstring("drop *", "keep run", "keep luminosityBlock", "keep event", "keep dqmHistograms_*",
+                                "keep dqmNMF_*"),
 )
 process.endpath = cms.EndPath(process.out)

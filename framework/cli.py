@@ -22,6 +22,7 @@ commands:
   generate --events N --seed S OUT.root   write a sample of AOD-like events
   generate-nugraph --events N --seed S OUT.h5   write LArTPC-like events (NuML HDF5) for NuGraph
   export-model MODULE:FUNCTION --out DIR --name NAME   export a PyTorch model to a Triton repository (ONNX)
+  dqm-report OUTPUT.root --out DIR   the DQM anomaly score per lumi section: report and plot
 
 global flags (before or after the command): -v/--verbose, -q/--quiet, --traceback
 """
@@ -34,6 +35,7 @@ SUBCOMMANDS = {
     "generate": ("framework.io.generate", "main"),
     "generate-nugraph": ("framework.io.nugraph_generate", "main"),
     "export-model": ("framework.ml.export", "main"),
+    "dqm-report": ("producers.dqm_nmf.report", "main"),
 }
 
 

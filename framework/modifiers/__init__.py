@@ -17,6 +17,7 @@ from framework.exceptions import ConfigurationError, did_you_mean
 
 from .allSonicTriton_cff import allSonicTriton
 from .deepMETSonicTriton_cff import deepMETSonicTriton
+from .dqmNMFSonic_cff import dqmNMFSonic
 from .enableSonicTriton_cff import (
     TRITON_FALLBACK_DEFAULTS,
     enableSonicTriton,
@@ -54,6 +55,6 @@ def by_name(names: list[str] | tuple[str, ...], where: str = "procModifiers") ->
 
 
 __all__ = [
-    "TRITON_FALLBACK_DEFAULTS", "allSonicTriton", "available", "by_name", "deepMETSonicTriton", "enableSonicTriton",
+    "TRITON_FALLBACK_DEFAULTS", "allSonicTriton", "available", "by_name", "deepMETSonicTriton", "dqmNMFSonic", "enableSonicTriton",
     "enableSonicTritonProcess", "nuGraph3SonicTriton", "particleTransformerAK4SonicTriton", "tritonService",
 ]

@@ -1,4 +1,5 @@
-"""``python -m framework serve``: run the local Triton server on ``data/models`` until Ctrl-C (like ``cmsTriton``)."""
+"""``python -m framework serve``: run the local Triton server on ``data/models`` until Ctrl-C (like ``cmsTriton``);
+``--server mlserver``: a real MLServer on the MLServer models there (folders with ``model-settings.json``)."""
 
 from __future__ import annotations
 
@@ -20,6 +21,9 @@ def _parser() -> argparse.ArgumentParser:
         description="Start the bundled Triton server (nvidia-pytriton) on model repositories in the standard "
                     "layout (ONNX models run with ONNXRuntime in the Python backend), bound to 127.0.0.1, "
                     "until Ctrl-C or SIGTERM.")
+    parser.add_argument("--server", choices=("triton", "mlserver"), default="triton",
+                        help="triton: the bundled tritonserver (default); mlserver: MLServer on the folders with "
+                             "a model-settings.json (DIALS packaging), KServe V2 only")
     parser.add_argument("--models", metavar="DIR", action="append", type=Path, default=None,
                         help=f"model repository (repeatable; default: {DEFAULT_MODELS})")
     parser.add_argument("--model", metavar="NAME", action="append", dest="names", default=None,
@@ -57,10 +61,17 @@ def main(argv: list[str] | None = None) -> int:
     if threading.current_thread() is threading.main_thread():
         for sig in handled:
             previous[sig] = signal.signal(sig, lambda signum, frame: stop.set())
-    server = LocalTritonServer(repositories, device=args.device, grpc_port=args.grpc_port, http_port=args.http_port,
-                               instances=args.instances, threads=args.threads,
-                               queue_delay_us=args.queue_delay_us, models=args.names, wait=args.wait,
-                               verbose=args.verbose, log_dir=args.log_dir)
+    if args.server == "mlserver":
+        from framework.server.mlserver import LocalMLServer
+
+        server = LocalMLServer(repositories, models=args.names, grpc_port=args.grpc_port, http_port=args.http_port,
+                               wait=args.wait, verbose=args.verbose, log_dir=args.log_dir)
+    else:
+        server = LocalTritonServer(repositories, device=args.device, grpc_port=args.grpc_port,
+                                   http_port=args.http_port, instances=args.instances, threads=args.threads,
+                                   queue_delay_us=args.queue_delay_us, models=args.names, wait=args.wait,
+                                   verbose=args.verbose, log_dir=args.log_dir)
+    name = "MLServer" if args.server == "mlserver" else "Triton server"
     try:
         try:
             server.start()
@@ -68,22 +79,31 @@ def main(argv: list[str] | None = None) -> int:
             print(f"error: {exc}", file=sys.stderr, flush=True)
             return getattr(exc, "exit_code", 1)
         host, port = server.grpc_address.rsplit(":", 1)
-        print(f"Local Triton server ready in {server.start_seconds:.1f} s (pid {server.pid})\n"
-              f"  gRPC:   {server.grpc_address}\n"
-              f"  HTTP:   {server.http_address}\n"
-              f"  device: {server.device}, {server.instances} instance(s) x {server.threads} thread(s) per "
-              f"model, queue delay {server.queue_delay_us} us\n"
-              f"  models: {', '.join(server.models)}\n"
-              f"  repositories: {', '.join(str(r) for r in server.repositories)}\n"
-              f"  log:    {server.log_path}\n"
-              f"Use it with: python -m framework run CONFIG address={host} port={port}\n"
-              "Press Ctrl-C to stop.", flush=True)
+        if args.server == "mlserver":
+            print(f"Local MLServer ready in {server.start_seconds:.1f} s (pid {server.pid})\n"
+                  f"  gRPC:   {server.grpc_address}\n"
+                  f"  HTTP:   {server.http_address}\n"
+                  f"  models: {', '.join(server.models)} (KServe V2: no model config, shared memory or statistics)\n"
+                  f"  log:    {server.log_path}\n"
+                  f"Use it with: python -m framework run CONFIG address={host} port={port}\n"
+                  "Press Ctrl-C to stop.", flush=True)
+        else:
+            print(f"Local Triton server ready in {server.start_seconds:.1f} s (pid {server.pid})\n"
+                  f"  gRPC:   {server.grpc_address}\n"
+                  f"  HTTP:   {server.http_address}\n"
+                  f"  device: {server.device}, {server.instances} instance(s) x {server.threads} thread(s) per "
+                  f"model, queue delay {server.queue_delay_us} us\n"
+                  f"  models: {', '.join(server.models)}\n"
+                  f"  repositories: {', '.join(str(r) for r in server.repositories)}\n"
+                  f"  log:    {server.log_path}\n"
+                  f"Use it with: python -m framework run CONFIG address={host} port={port}\n"
+                  "Press Ctrl-C to stop.", flush=True)
         while not stop.wait(0.5):
             if not server.is_running():
-                print(f"error: the Triton server died; tail of its log:\n{server.log_tail(30)}",
+                print(f"error: the {name} died; tail of its log:\n{server.log_tail(30)}",
                       file=sys.stderr, flush=True)
                 return 1
-        print("Stopping the Triton server...", flush=True)
+        print(f"Stopping the {name}...", flush=True)
         return 0
     finally:
         server.stop()

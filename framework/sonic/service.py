@@ -58,10 +58,15 @@ from .transport import (
 
 if TYPE_CHECKING:
     from ..server import LocalTritonServer
+    from ..server.mlserver import LocalMLServer
 
 log = logging.getLogger("framework.sonic")
 
 FALLBACK_NAME = "fallback"
+MLSERVER_FALLBACK_NAME = "fallback-mlserver"
+"""The local fallback of MLServer models: those whose config path is a ``model-settings.json`` (DIALS packaging)
+are served by a local MLServer (:class:`~framework.server.mlserver.LocalMLServer`) on their folders."""
+MLSERVER_SETTINGS = "model-settings.json"
 DEFAULT_NAME = "default"
 INDEX_TIMEOUT = 10.0
 FIRST_BACKOFF_S = 1.0  # a server that failed is probed again after this, doubled after each failed probe ...
@@ -199,8 +204,8 @@ class TritonService(Service):
             where = f"service TritonService: servers[{i}] ('{s['name']}')"
             if s["name"] in self._servers:
                 raise ConfigurationError(f"{where}: two servers are named '{s['name']}'; give each its own name")
-            if s["name"] == FALLBACK_NAME:
-                raise ConfigurationError(f"{where}: the name '{FALLBACK_NAME}' is reserved for the local fallback server")
+            if s["name"] in (FALLBACK_NAME, MLSERVER_FALLBACK_NAME):
+                raise ConfigurationError(f"{where}: the name '{s['name']}' is reserved for the local fallback server")
             port = int(s["port"])
             protocol = s["protocol"]
             if protocol not in PROTOCOLS:
@@ -229,6 +234,7 @@ class TritonService(Service):
         self._fallback_lock = threading.Lock()
         self._started = False
         self.fallbackServer: LocalTritonServer | None = None
+        self.mlserverFallback: LocalMLServer | None = None
         self._fallback_repo: str | None = None
         self._baseline: dict[str, ServerStats] = {}
         self._client_stats: dict[str, ClientStats] = {}
@@ -334,8 +340,8 @@ class TritonService(Service):
         if unserved:
             self._start_fallback(unserved)
             for name in unserved:
-                chosen[name] = FALLBACK_NAME
-                self._routes[name] = [FALLBACK_NAME]
+                chosen[name] = self.fallbackName(name)
+                self._routes[name] = [chosen[name]]
         self._map = chosen
         for name, server in chosen.items():
             log.info("TritonService: model '%s' -> server %s", name, self._servers[server].describe())
@@ -383,9 +389,34 @@ class TritonService(Service):
                 f"TritonService.servers), or enable the local fallback server (TritonService.fallback.enable = True, "
                 f"e.g. with the enableSonicTriton modifier).{extra}")
 
+    def fallbackName(self, model: str) -> str:
+        """The local fallback that serves *model*: MLServer's for a ``model-settings.json``, else Triton's."""
+        entry = self._models.get(model)
+        is_ml = entry is not None and os.path.basename(entry.configPath) == MLSERVER_SETTINGS
+        return MLSERVER_FALLBACK_NAME if is_ml else FALLBACK_NAME
+
+    def _start_mlserver_fallback(self, models: list[str]) -> None:
+        from ..server.mlserver import LocalMLServer
+
+        p = self.fallbackParams
+        server = LocalMLServer([os.path.dirname(os.path.abspath(self._models[m].configPath)) for m in models],
+                               models=models, wait=float(p.wait), verbose=bool(p.verbose), keep_logs=bool(p.keepLogs))
+        self.mlserverFallback = server
+        log.info("TritonService: starting a local MLServer for %s", ", ".join(models))
+        server.start()
+        address = server.http_address if p.protocol == "http" else server.grpc_address
+        self._servers[MLSERVER_FALLBACK_NAME] = _Server(MLSERVER_FALLBACK_NAME, address, True, None, p.protocol,
+                                                        set(server.models))
+
     def _start_fallback(self, models: list[str]) -> None:
         from ..server import LocalTritonServer
 
+        mlserver = [m for m in models if self.fallbackName(m) == MLSERVER_FALLBACK_NAME]
+        if mlserver:
+            self._start_mlserver_fallback(mlserver)
+            models = [m for m in models if m not in mlserver]
+            if not models:
+                return
         no_path = [m for m in models if not self._models[m].configPath]
         if no_path:
             raise ServerError(self._unserved_message(
@@ -415,6 +446,15 @@ class TritonService(Service):
 
     def _stop_fallback(self) -> None:
         server, self.fallbackServer = self.fallbackServer, None
+        mlserver, self.mlserverFallback = self.mlserverFallback, None
+        try:
+            if mlserver is not None:
+                self._servers.pop(MLSERVER_FALLBACK_NAME, None)
+                mlserver.stop()
+        finally:
+            self._stop_triton_fallback(server)
+
+    def _stop_triton_fallback(self, server: LocalTritonServer | None) -> None:
         try:
             if server is not None:
                 server.stop()
@@ -453,11 +493,12 @@ class TritonService(Service):
                 best.outstanding += 1
                 best.requests += 1
                 return best.name
-        if not self.fallbackParams.enable or FALLBACK_NAME in skip:
+        fallback = self.fallbackName(model)
+        if not self.fallbackParams.enable or fallback in skip:
             return None
         self._take_over(model)
         with self._lock:
-            server = self._servers.get(FALLBACK_NAME)
+            server = self._servers.get(fallback)
             if server is None:
                 return None
             server.outstanding += 1
@@ -472,7 +513,7 @@ class TritonService(Service):
             if any(n not in skip and n in self._servers and self._servers[n].down_until <= now
                    for n in self.route(model)):
                 return True
-        return bool(self.fallbackParams.enable) and FALLBACK_NAME not in skip
+        return bool(self.fallbackParams.enable) and self.fallbackName(model) not in skip
 
     def requestDone(self, server: str, error: BaseException | None = None, *, server_down: bool = False) -> None:
         """A request to *server* ended; with ``server_down`` the server is marked down (it did not answer)."""
@@ -545,18 +586,19 @@ class TritonService(Service):
         """Every listed server of *model* is down: start the fallback (once) for every model with a config
         path and add it to their routes."""
         with self._fallback_lock:
-            if FALLBACK_NAME in self._servers:
-                if FALLBACK_NAME not in self._routes.get(model, []):
-                    self._routes.setdefault(model, []).append(FALLBACK_NAME)
+            fallback = self.fallbackName(model)
+            if fallback in self._servers:
+                if fallback not in self._routes.get(model, []):
+                    self._routes.setdefault(model, []).append(fallback)
                 return
-            models = [m for m, e in self._models.items() if e.configPath]
+            models = [m for m, e in self._models.items() if e.configPath and self.fallbackName(m) == fallback]
             if model not in models:
                 return
             log.warning("TritonService: every server of model '%s' is down; starting the local fallback server", model)
             self._start_fallback(models)
             for m in models:
-                if FALLBACK_NAME not in self._routes.setdefault(m, []):
-                    self._routes[m].append(FALLBACK_NAME)
+                if fallback not in self._routes.setdefault(m, []):
+                    self._routes[m].append(fallback)
 
     def summary(self) -> list[str]:
         """Per server: requests and failures of this job (and how often it went down)."""

@@ -1,0 +1,153 @@
+#!/usr/bin/env python
+"""Train the DQM NMF anomaly model and package it for MLServer, DIALS style (the dism-examples ``sklearn_nmf``
+recipe).
+
+Rows are one monitoring element per good luminosity section (default ``JetMET/MET/pfMETT1/Cleaned/METSig``, 51
+bins). Each row is divided by its entries, min-max scaled per bin with the training sample's minimum and range,
+and factorised by scikit-learn's NMF in float64 (``producers/dqm_nmf/model.py``). The flag threshold is the
+``--quantile`` of the training sections' MSE times ``--margin`` (defaults 0.995 and 1.5): the training sample is
+good sections only, and the margin covers the spread of good sections the fit never saw.
+
+Written to ``--out`` (default ``data/models/dqmNMF``): ``model.joblib``, ``threshold.json``, MLServer's
+``model-settings.json`` (name, implementation, parameters uri/version, inputs and outputs) and ``settings.json``,
+and the handler module ``dqm_nmf_handler.py`` (copied when ``--out`` is elsewhere).
+
+    python scripts/train_dqm_nmf.py --root dqm.root --runs 1,2       # sections of runs 1 and 2 of a DQM output
+    python scripts/train_dqm_nmf.py --root dqm.root --truth events.root   # the sections events.root calls good
+    python scripts/train_dqm_nmf.py --npz hists.npz                    # an array 'hists' [n, bins] (+ 'good' mask)
+
+The bundled model (``make train-dqm``) is trained on 300 good sections of 100 generated events that share nothing
+with the bundled sample ``data/samples/dqm.root`` (other seed, runs 101-103)::
+
+    python -m framework generate --events 30000 --seed 11 --run 101 --events-per-lumi 100 --lumis-per-run 100 \
+        --branches 'MET_*,Jet_eta,Jet_phi,Jet_pt' train_events.root
+    python -m framework run configs/dqm_cfg.py inputFiles=train_events.root outputFile=train_dqm.root
+    python scripts/train_dqm_nmf.py --root train_dqm.root
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from producers.dqm_nmf import model as nmf_model  # noqa: E402
+
+MODEL_NAME = "dqmNMF"
+DEFAULT_OUT = ROOT / "data" / "models" / MODEL_NAME
+HANDLER = "dqm_nmf_handler.py"
+ELEMENT = "JetMET/MET/pfMETT1/Cleaned/METSig"
+IMPLEMENTATION = "dqm_nmf_handler.NMFHandler"
+
+
+def model_settings(name: str, bins: int, version: str = "1") -> dict:
+    """MLServer's ``model-settings.json``: inputs and outputs declared, so that the model metadata lists them."""
+    return {
+        "name": name,
+        "implementation": IMPLEMENTATION,
+        "parameters": {"uri": f"./{nmf_model.MODEL_FILE}", "version": version},
+        "inputs": [{"name": nmf_model.INPUT_NAME, "datatype": "FP32", "shape": [-1, bins]}],
+        "outputs": [{"name": nmf_model.OUTPUT_RECONSTRUCTION, "datatype": "FP64", "shape": [-1, bins]},
+                    {"name": nmf_model.OUTPUT_MSE, "datatype": "FP64", "shape": [-1]}],
+    }
+
+
+SERVER_SETTINGS = {
+    # for `mlserver start data/models/dqmNMF` by hand; the framework's launcher writes its own (free ports)
+    "debug": False,
+    "host": "127.0.0.1",
+    "http_port": 8080,
+    "grpc_port": 8081,
+    "parallel_workers": 0,
+    "metrics_endpoint": None,
+}
+
+
+def bad_sections(path: str) -> set[tuple[int, int]]:
+    """(run, lumi) of the sections an events file's ``LuminosityBlocks`` tree calls bad (``isBad``)."""
+    import uproot
+
+    with uproot.open(path) as f:
+        if "LuminosityBlocks" not in f or "isBad" not in f["LuminosityBlocks"]:
+            raise SystemExit(f"error: {path} has no LuminosityBlocks tree with isBad (written by framework generate "
+                             "--lumis-per-run)")
+        t = f["LuminosityBlocks"].arrays(["run", "luminosityBlock", "isBad"], library="np")
+    return {(int(r), int(lumi)) for r, lumi, bad in zip(t["run"], t["luminosityBlock"], t["isBad"]) if bad}
+
+
+def load_rows(args: argparse.Namespace) -> tuple[np.ndarray, str]:
+    if args.root:
+        from producers.dqm.read import me_matrix, read_lumi_histograms
+
+        try:
+            keys, rows = me_matrix(read_lumi_histograms(args.root), args.element)
+        except KeyError as exc:
+            raise SystemExit(f"error: {args.root}: {exc.args[0]}") from None
+        keep = np.ones(len(keys), dtype=bool)
+        if args.runs:
+            keep &= np.isin([k[0] for k in keys], [int(r) for r in args.runs.split(",")])
+        if args.truth:
+            bad = bad_sections(args.truth)
+            keep &= np.array([k not in bad for k in keys])
+        return rows[keep], f"{args.root} ({args.element}, runs {args.runs or 'all'}{', good per ' + args.truth if args.truth else ''})"
+    data = np.load(args.npz)
+    rows = np.asarray(data["hists"], dtype=np.float64)
+    if "good" in data:
+        rows = rows[np.asarray(data["good"], dtype=bool)]
+    return rows, str(args.npz)
+
+
+def package(model: nmf_model.NMFAnomalyModel, out: Path, info: dict) -> None:
+    """Write the DIALS/MLServer package of *model* to *out*."""
+    import joblib
+
+    out.mkdir(parents=True, exist_ok=True)
+    joblib.dump(model, out / nmf_model.MODEL_FILE)
+    (out / nmf_model.THRESHOLD_FILE).write_text(json.dumps(info, indent=2) + "\n")
+    (out / "model-settings.json").write_text(json.dumps(model_settings(out.name, model.n_bins), indent=2) + "\n")
+    (out / "settings.json").write_text(json.dumps(SERVER_SETTINGS, indent=2) + "\n")
+    if out.resolve() != DEFAULT_OUT.resolve():
+        shutil.copy2(DEFAULT_OUT / HANDLER, out / HANDLER)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--root", help="a DQM output (histograms under DQMData/Run N/<label>/Lumi N/<element>)")
+    source.add_argument("--npz", help="an .npz with 'hists' [n, bins] and optionally a boolean 'good' [n]")
+    parser.add_argument("--element", default=ELEMENT, help="monitoring element path [%(default)s]")
+    parser.add_argument("--runs", default="", help="--root: train on these runs only (comma-separated)")
+    parser.add_argument("--truth", default="", help="--root: drop the sections this events file calls bad (isBad)")
+    parser.add_argument("--components", type=int, default=3, help="NMF components [3]")
+    parser.add_argument("--quantile", type=float, default=nmf_model.DEFAULT_QUANTILE)
+    parser.add_argument("--margin", type=float, default=nmf_model.DEFAULT_MARGIN)
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="model folder [data/models/dqmNMF]")
+    args = parser.parse_args(argv)
+
+    rows, what = load_rows(args)
+    t0 = time.perf_counter()
+    model = nmf_model.NMFAnomalyModel(args.components, seed=args.seed, element=args.element).fit(rows)
+    _, train_mse = nmf_model.score(model, rows)
+    model.threshold = nmf_model.threshold_from(train_mse, args.quantile, args.margin)
+    info = {"threshold": model.threshold, "quantile": args.quantile, "margin": args.margin,
+            "element": args.element, "n_train": int(rows.shape[0]), "components": model.nmf.n_components,
+            "train_mse_median": float(np.median(train_mse)), "train_mse_max": float(train_mse.max()),
+            "trained_on": what}
+    package(model, args.out, info)
+    print(f"trained on {rows.shape[0]} sections x {rows.shape[1]} bins from {what} in "
+          f"{time.perf_counter() - t0:.2f} s ({model.nmf.n_iter_} NMF iterations); threshold {model.threshold:.4g} "
+          f"(training MSE median {info['train_mse_median']:.3g}, max {info['train_mse_max']:.3g}); wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
