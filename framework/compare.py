@@ -96,6 +96,28 @@ def compare_files(direct: str, sonic: str, *, atol: float, rtol: float, branches
     return [compare_arrays(n, td[n].array(), ts[n].array(), atol, rtol) for n in names]
 
 
+def compare_lumis(direct: str, sonic: str, *, atol: float, rtol: float) -> list[BranchDiff]:
+    """Compare the floating-point lumi products (``LuminosityBlocks`` tree, e.g. a per-section score) of two
+    outputs of the same events; none when the direct output has no such tree."""
+    with uproot.open(direct) as fd, uproot.open(sonic) as fs:
+        if "LuminosityBlocks" not in fd:
+            return []
+        names = product_branches(fd["LuminosityBlocks"])
+        if not names:
+            return []
+        if "LuminosityBlocks" not in fs:
+            raise FrameworkError(f"{sonic} has no LuminosityBlocks tree, {direct} has {names}")
+        td, ts = fd["LuminosityBlocks"], fs["LuminosityBlocks"]
+        ids = ["run", "luminosityBlock"]
+        if any(not np.array_equal(td[k].array(library="np"), ts[k].array(library="np")) for k in ids if k in td):
+            raise FrameworkError(f"{direct} and {sonic} hold other luminosity sections; not the same events")
+        missing = [n for n in names if n not in ts]
+        if missing:
+            raise FrameworkError(f"{sonic} lacks the lumi products {missing} that {direct} has")
+        return [compare_arrays(f"LuminosityBlocks/{n}", td[n].array(library="np"), ts[n].array(library="np"), atol,
+                               rtol) for n in names]
+
+
 # ---------------------------------------------------------------------- plots
 def make_plots(direct: str, sonic: str, out_dir: str, score_prefix: str, met_prefix: str) -> list[str]:
     """Score distributions direct vs SONIC by true flavour; MET distributions. Returns PNG paths."""
@@ -230,9 +252,11 @@ def main(argv: list[str]) -> int:
     labels = [ns.scores, ns.met]
     keys = uproot.open(direct)["Events"].keys()
     branches = [k for k in product_branches(uproot.open(direct)["Events"]) if any(k.startswith(lab + "_") for lab in labels)]
-    if not branches:
+    lumi_diffs = compare_lumis(direct, sonic, atol=ns.atol, rtol=ns.rtol)
+    if not branches and not lumi_diffs:
         log.warning("no branches of %s in %s: comparing every floating-point branch", labels, direct)
     diffs = compare_files(direct, sonic, atol=ns.atol, rtol=ns.rtol, branches=branches or None, input_file=input_file)
+    diffs += lumi_diffs
     del keys
     if not diffs:
         raise FrameworkError(f"no product branches to compare in {direct}")

@@ -19,6 +19,7 @@ import atexit
 import json
 import logging
 import os
+import re
 import shutil
 import signal
 import socket
@@ -49,6 +50,7 @@ EXECUTABLE_VARIABLE = "CMSFW_MLSERVER"
 """Environment variable naming the ``mlserver`` executable to run (default: the one of this environment)."""
 INSTALL_HINT = "pip install 'mlserver==1.7.1' 'mlserver-sklearn==1.7.1' (the project's dependencies: make install)"
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
+_EXCEPTION_LINE = re.compile(r"^[A-Za-z_][\w.]*(Error|Exception|Exit)\b[^:]*: \S")
 
 
 def is_mlserver_model(path: str | os.PathLike) -> bool:
@@ -197,6 +199,11 @@ class LocalMLServer:
         if port is None:
             raise ServerError("the local MLServer is not started: call start() or use it as a context manager")
         return port
+
+    @property
+    def returncode(self) -> int | None:
+        """The exit code of a server that died (negative: killed by that signal), None while it runs."""
+        return self._process.poll() if self._process is not None else None
 
     def is_running(self) -> bool:
         """True while the server process is alive."""
@@ -383,6 +390,19 @@ class LocalMLServer:
         except OSError:
             return ""
         return "\n".join(text.splitlines()[-lines:])
+
+    def last_error(self, wait: float = 2.0) -> str:
+        """The last exception line in the server log (``TypeError: ...``: what a handler raised; over HTTP
+        MLServer answers such an error with a bare 500 and logs the traceback after answering: waits up to *wait*
+        seconds for it), '' when there is none."""
+        deadline = time.monotonic() + wait
+        while True:
+            for line in reversed(self.log_tail(300).splitlines()):
+                if _EXCEPTION_LINE.match(line):
+                    return line.strip()
+            if time.monotonic() > deadline:
+                return ""
+            time.sleep(0.05)
 
     def _terminate(self) -> None:
         process = self._process

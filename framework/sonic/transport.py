@@ -351,7 +351,8 @@ class GrpcTransport(Transport):
 
     def repository_index(self) -> set[str]:
         index = self._sync.get_model_repository_index(client_timeout=CONTROL_TIMEOUT)
-        return {m.name for m in index.models if m.state in ("READY", "")}
+        # MLServer (1.7) writes its state enum over gRPC as "State.READY"
+        return {m.name for m in index.models if m.state in ("READY", "", "State.READY")}
 
     def model_ready(self, model: str) -> bool:
         return bool(self._sync.is_model_ready(model, client_timeout=CONTROL_TIMEOUT))

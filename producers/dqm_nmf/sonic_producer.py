@@ -19,6 +19,8 @@ from framework.core.params import Params
 from framework.core.registry import register
 from framework.paths import locate
 from framework.sonic.client import CLIENT_PARAMETERS, TritonClient
+from framework.sonic.errors import TritonServerError
+from framework.sonic.service import MLSERVER_FALLBACK_NAME
 
 from .common import COMMON_PARAMETERS, DQMNMFCommon
 from .model import INPUT_NAME, OUTPUT_MSE
@@ -57,6 +59,32 @@ class DQMNMFSonicProducer(DQMNMFCommon, EDProducer):
         client.setEvent(lumi.where())
         client.input[INPUT_NAME].toServer(x)
         with self.timed("inference"):
-            client.evaluate()  # synchronous: no ExternalWork in a lumi transition
+            try:
+                client.evaluate()  # synchronous: no ExternalWork in a lumi transition
+            except TritonServerError as exc:
+                raise self._explained(exc) from exc
         mse = client.output[OUTPUT_MSE].fromServer()
         self.putScore(lumi, mse.reshape(-1)[0], self.threshold)
+
+    def _explained(self, exc: TritonServerError) -> TritonServerError:
+        """The client's error, with what the local MLServer logged when it was the one that failed (over HTTP it
+        answers a handler's exception with a bare 500), and the fix of a handler that does not cast."""
+        text, logged = str(exc), ""
+        service = services.get("TritonService", None)
+        server = getattr(service, "mlserverFallback", None)
+        extra = ""
+        if server is not None and self.client.serverName == MLSERVER_FALLBACK_NAME:
+            if server.is_running():
+                logged = server.last_error()
+            elif server.returncode is not None:
+                extra = (f"\n  The local MLServer (pid {server.pid}) is gone: it exited with code {server.returncode}"
+                         f"{' (killed by a signal)' if server.returncode < 0 else ''}.")
+        said = logged.split(": ", 1)[-1]  # the message without the exception's name
+        extra += f"\n  The local MLServer logged: {logged}" if logged and said not in text else ""
+        if "dtype" in text + logged:
+            extra += ("\n  The model refuses the input's dtype: its handler must cast the FP32 rows to float64 "
+                      "before predict (the NMF was fitted in float64), as data/models/dqmNMF/dqm_nmf_handler.py does.")
+        if not extra:
+            return exc
+        return TritonServerError(f"{text}{extra}", model=self.client.modelName, server=exc.server, address=exc.address,
+                                 event=exc.event, status=exc.status, tries=exc.tries)
