@@ -259,6 +259,37 @@ def test_job_on_a_given_mlserver_over_grpc(mlserver, direct_output, tmp_path):
                                atol=1e-6)
 
 
+@pytest.mark.slow
+def test_serve_mlserver_prints_its_addresses_and_stops_on_sigterm():
+    import re
+    import signal
+    import urllib.request
+
+    before = mlserver_pids()
+    proc = subprocess.Popen([sys.executable, "-m", "framework", "serve", "--server", "mlserver"], cwd=REPO_ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        lines = []
+        for line in proc.stdout:
+            lines.append(line)
+            if line.startswith("Press Ctrl-C"):
+                break
+        text = "".join(lines)
+        assert "Local MLServer ready" in text and "models: dqmNMF" in text, text + proc.stderr.read()
+        grpc_address = re.search(r"gRPC:\s+(127\.0\.0\.1:\d+)", text).group(1)
+        http_address = re.search(r"HTTP:\s+(127\.0\.0\.1:\d+)", text).group(1)
+        with urllib.request.urlopen(f"http://{http_address}/v2/models/dqmNMF/ready", timeout=5) as response:
+            assert response.status == 200
+        assert f"address=127.0.0.1 port={grpc_address.rsplit(':', 1)[1]}" in text
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert wait_gone(mlserver_pids() - before, 5) == set()
+
+
 # ----------------------------------------------------------------------------- failures
 @pytest.mark.slow
 def test_mlserver_missing_is_one_clear_error(tmp_path):
