@@ -6,9 +6,10 @@ lumi section, written in DQM's folder naming beside the LuminosityBlocks tree.
     python -m framework run configs/dqm_cfg.py sonic=1                            # NMF score on MLServer
     python -m framework dqm-report dqm.root --out out/dqm                         # score per lumi section
 
-The bundled sample (data/samples/dqm.root) holds 4 runs of 20 lumi sections of 100 events; its
-LuminosityBlocks tree says which sections are bad (isBad, anomalies). Read the histograms back with
-producers.dqm.read.read_lumi_histograms(outputFile).
+The input needs MET_significance, Jet_eta and Jet_phi (NanoAOD; generated files have MET_significance only when
+asked: python -m framework generate ... --branches '*' or 'MET_*,Jet_*'). The bundled sample
+(data/samples/dqm.root) holds 4 runs of 20 lumi sections of 100 events; its LuminosityBlocks tree says which
+sections are bad (isBad, anomalies). Read the histograms back with producers.dqm.read.read_lumi_histograms(outputFile).
 """
 
 import framework.config as cms

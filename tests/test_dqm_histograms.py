@@ -4,6 +4,8 @@ back; configuration errors."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import uproot
@@ -178,3 +180,20 @@ def test_unknown_branch_duplicate_names_and_mixed_collections(sample, tmp_path):
         EventProcessor(_process(inp, tmp_path / "x.root", elements=(mixed,))).run()
     assert "different numbers of values per event" in str(e.value) and "run 1, lumi 1" in str(e.value)
     assert not list(tmp_path.iterdir())
+
+
+def test_the_dqm_job_on_the_bundled_sample(tmp_path):
+    from framework.runner import run_config
+
+    root = Path(__file__).resolve().parents[1]
+    out = tmp_path / "dqm.root"
+    report, _ = run_config(str(root / "configs" / "dqm_cfg.py"),
+                           [f"inputFiles={root / 'data' / 'samples' / 'dqm.root'}", f"outputFile={out}", "maxEvents=250"],
+                           progress=False)
+    assert report.processed == 250 and report.lumis == 3
+    hists = read_lumi_histograms(out)
+    assert list(hists) == [(1, 1), (1, 2), (1, 3)]
+    assert [h[cff.MET_SIG].sum(flow=True) for h in hists.values()] == [100, 100, 50]
+    assert all(h[cff.JET_OCCUPANCY].values().shape == (50, 24) for h in hists.values())
+    with uproot.open(out) as f:
+        assert f["LuminosityBlocks"].num_entries == 3

@@ -102,7 +102,8 @@ class LumiPlan:
         self.lumis_per_run = lumis_per_run
         idx = np.arange(n_events, dtype=np.int64)
         runs, lumis, _ = self.ids(idx)
-        present = sorted(set(zip(runs.tolist(), lumis.tolist())))
+        codes = np.unique((runs.astype(np.int64) << 32) | lumis.astype(np.int64))
+        present = list(zip((codes >> 32).tolist(), (codes & 0xFFFFFFFF).tolist()))
         last_run = self.run if lumis_per_run is None else self.run + max(0, n_events - 1) // (lumis_per_run * events_per_lumi)
         if last_run >= 2**32:
             raise ValueError(f"run numbers up to {last_run} do not fit in uint32")

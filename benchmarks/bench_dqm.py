@@ -1,0 +1,126 @@
+"""Cost of the lumi transitions and of a DQM module in the event loop (issue 10): events/s of the main job
+(configs/miniaod_cfg.py, direct) on the same 1000 events with and without a DQMHistogrammer (METSig and the jet
+eta-phi map, producers/dqm/cff.py), with lumi sections of 100 and of 10 events; plus the DQM job alone
+(configs/dqm_cfg.py).
+
+    python benchmarks/bench_dqm.py --out benchmarks/results/dqm.json
+
+Options: [--events 1000] [--repeat 3] [--per-lumi 100 10]. The samples are generated (seed 1, all branches and
+MET_significance) into a temporary directory, one per lumi size: the same events, numbered into lumis
+differently. Runs are interleaved round after round (every cell once per round); the best of the rounds is kept.
+Writes JSON and a Markdown table next to it. Compare ratios, not absolute numbers, across machines.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import platform
+import resource
+import sys
+import tempfile
+import time
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, REPO)
+
+
+def add_dqm(process):
+    """customise: the DQM module on a Path of its own."""
+    import framework.config as cms
+    from producers.dqm import cff
+
+    cff.add(process, "dqmHistograms")
+    process.dqmPath = cms.Path(process.dqmHistograms)
+    return process
+
+
+def cpu_s() -> float:
+    """User + system CPU seconds of this process (all threads): steadier than wall time on a busy machine."""
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+
+
+def one_run(config: str, args: list[str], dqm: bool) -> dict:
+    from framework.runner import run_config
+
+    c0 = cpu_s()
+    report, _ = run_config(config, args, progress=False, customise=[add_dqm] if dqm else [])
+    cpu = cpu_s() - c0
+    t = report.timing.to_dict()
+    fill = t["modules"].get("dqmHistograms", {})
+    return {"events": report.processed, "lumis": report.lumis, "wall_s": t["wall_s"],
+            "events_per_s": t["events_per_s"], "cpu_ms_per_event": 1e3 * cpu / max(1, report.processed),
+            "dqm_module": fill}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", default=os.path.join(REPO, "benchmarks", "results", "dqm.json"))
+    parser.add_argument("--events", type=int, default=1000)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--per-lumi", type=int, nargs="+", default=[100, 10])
+    ns = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING)
+    os.chdir(REPO)
+    from framework.io.generate import generate
+
+    results: dict[str, list[dict]] = {}
+    load_before = os.getloadavg()
+    with tempfile.TemporaryDirectory() as tmp:
+        samples = {}
+        for epl in ns.per_lumi:
+            samples[epl] = os.path.join(tmp, f"sample_{epl}.root")
+            generate(samples[epl], ns.events, 1, events_per_lumi=epl, branches=["*"])
+        out = os.path.join(tmp, "out.root")
+        cells = [(f"main, {epl} events/lumi{', + DQM' if dqm else ''}", "configs/miniaod_cfg.py", epl, dqm)
+                 for epl in ns.per_lumi for dqm in (False, True)]
+        cells += [(f"DQM job alone, {epl} events/lumi", "configs/dqm_cfg.py", epl, False) for epl in ns.per_lumi]
+        for r in range(ns.repeat):
+            for name, config, epl, dqm in cells:
+                args = [f"maxEvents={ns.events}", f"inputFiles={samples[epl]}", f"outputFile={out}", "wantSummary=0"]
+                row = one_run(config, args, dqm)
+                results.setdefault(name, []).append(row)
+                print(f"round {r + 1}: {name}: {row['events_per_s']:.1f} events/s", flush=True)
+    best = {name: max(rows, key=lambda x: x["events_per_s"]) for name, rows in results.items()}
+    least_cpu = {name: min(x["cpu_ms_per_event"] for x in rows) for name, rows in results.items()}
+    doc = {
+        "machine": {"cores": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version(),
+                    "load_average_1min_before_after": [round(load_before[0], 2), round(os.getloadavg()[0], 2)]},
+        "events": ns.events, "time": time.strftime("%Y-%m-%d %H:%M:%S"),
+        "settings": {"command": "python benchmarks/bench_dqm.py " + " ".join(argv or sys.argv[1:]),
+                     "repeat": ns.repeat, "per_lumi": ns.per_lumi,
+                     "input": f"{ns.events} generated events (seed 1, --branches '*')"},
+        "best": best,
+        "least_cpu_ms_per_event": least_cpu,
+        "all_events_per_s": {name: [round(x["events_per_s"], 2) for x in rows] for name, rows in results.items()},
+    }
+    with open(ns.out, "w") as f:
+        json.dump(doc, f, indent=2)
+    load = doc["machine"]["load_average_1min_before_after"]
+    lines = [f"{ns.events} generated events, best of {ns.repeat} (interleaved), {os.cpu_count()} cores, load average "
+             f"{load[0]} before / {load[1]} after (other work on the machine makes the events/s noisy; the DQM "
+             "module's own times are the steadier measure)", "",
+             "| job | lumis | events/s | vs main job, same lumis | CPU ms/event (least; whole run_config) | "
+             "vs main job | DQM module: analyze ms, fill ms (at lumi ends) |",
+             "|---|---|---|---|---|---|---|"]
+    for name, row in best.items():
+        epl = int(name.split(", ")[1].split()[0])
+        ref = best[f"main, {epl} events/lumi"]["events_per_s"]
+        m = row["dqm_module"]
+        dqm = f"{1e3 * m['produce_s']:.1f}, {1e3 * m['parts_s'].get('fill', 0.0):.1f}" if m else ""
+        main = name.startswith("main")
+        ratio = f"{row['events_per_s'] / ref:.3f}x" if main else "-"
+        cpu_ratio = f"{least_cpu[name] / least_cpu[f'main, {epl} events/lumi']:.3f}x" if main else "-"
+        lines.append(f"| {name} | {row['lumis']} | {row['events_per_s']:.1f} | {ratio} | {least_cpu[name]:.2f} | "
+                     f"{cpu_ratio} | {dqm} |")
+    with open(os.path.splitext(ns.out)[0] + ".md", "w") as f:
+        f.write("\n".join(lines) + "\n")
+    print("\n".join(lines))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
