@@ -13,6 +13,8 @@ batches several events into one graph, which changes float32 rounding (measured:
 from __future__ import annotations
 
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import awkward as ak
@@ -92,6 +94,14 @@ def server(model_dir, tmp_path_factory):
     write_model_config(ref / "config.pbtxt", name="nugraph3_ref", max_batch_size=0)
     with LocalTritonServer([repo], device="cpu") as srv:
         yield srv
+
+
+def _run(*args: str, customise=()) -> None:
+    """Run the NuGraph3 config in this process with ``key=value`` *args*."""
+    from framework.runner import run_config
+
+    with in_repo():
+        run_config(str(CONFIG), list(args), progress=False, customise=customise)
 
 
 def _tables(ev: dict) -> dict[str, np.ndarray]:
@@ -249,20 +259,19 @@ def _statistics(server: LocalTritonServer, model: str) -> tuple[int, int, dict[i
     return requests, executions, by_size
 
 
-def _sonic_on(server: LocalTritonServer, model: str, output: Path, events_file: Path, model_dir: Path, streams: int):
-    from framework.runner import run_config
-
+def _sonic_on(server: LocalTritonServer, model: str, output: Path, events_file: Path, model_dir: Path, streams: int,
+              protocol: str = "grpc") -> tuple[int, int, dict[int, int]]:
+    """Run the SONIC job against *server*'s *model*; (requests, executions, executions by batch size) it caused."""
     served = Path(server.repositories[0]) / model
 
     def use_model(process):
         process.nuGraph3.Client.modelName = model
         process.nuGraph3.Client.modelConfigPath = str(served / "config.pbtxt")
 
+    port = server.http_port if protocol == "http" else server.grpc_port
     before = _statistics(server, model)
-    with in_repo():
-        run_config(str(CONFIG), [f"inputFiles={events_file}", f"nugraphModel={model_dir}", "sonic=1",
-                                 "address=127.0.0.1", f"port={server.grpc_port}", f"numStreams={streams}",
-                                 f"outputFile={output}"], progress=False, customise=[use_model])
+    _run(f"inputFiles={events_file}", f"nugraphModel={model_dir}", "sonic=1", "address=127.0.0.1", f"port={port}",
+         f"protocol={protocol}", f"numStreams={streams}", f"outputFile={output}", customise=[use_model])
     after = _statistics(server, model)
     sizes = {k: v - before[2].get(k, 0) for k, v in after[2].items() if v > before[2].get(k, 0)}
     return after[0] - before[0], after[1] - before[1], sizes
@@ -293,6 +302,21 @@ def test_reference_layout_unbatched(server, direct_run, model_dir, events_file, 
     assert_twins_agree(direct_run.output, out, events, "reference layout")
 
 
+@pytest.mark.slow
+@pytest.mark.triton
+def test_protocols_give_identical_outputs(server, model_dir, events_file, tmp_path):
+    """One stream (no merging of events): gRPC and HTTP give bit-identical branches."""
+    outputs = {}
+    for protocol in ("grpc", "http"):
+        outputs[protocol] = tmp_path / f"{protocol}.root"
+        requests, executions, _ = _sonic_on(server, "nugraph3", outputs[protocol], events_file, model_dir, 1, protocol)
+        assert requests == executions == EVENTS, protocol
+    a, b = read_output(outputs["grpc"]), read_output(outputs["http"])
+    assert sorted(a) == sorted(b)
+    for name in a:
+        assert ak.to_list(a[name]) == ak.to_list(b[name]), f"{name} differs between gRPC and HTTP"
+
+
 @pytest.mark.triton
 def test_server_rejects_a_bad_event(server):
     """A request whose tables disagree gets its own error from the server, naming the model and the problem."""
@@ -307,18 +331,19 @@ def test_server_rejects_a_bad_event(server):
 
 
 # ----------------------------------------------------------------------------------------------- bad input
+
+
 def test_missing_table_is_a_clear_error(events_file, model_dir, tmp_path):
     bad = tmp_path / "no_spacepoints.h5"
     shutil.copy(events_file, bad)
     with h5py.File(bad, "a") as f:
         del f["spacepoint_table"]
     out = tmp_path / "out.root"
-    with pytest.raises(InputError) as err, in_repo():
-        from framework.runner import run_config
-
-        run_config(str(CONFIG), [f"inputFiles={bad}", f"nugraphModel={model_dir}", f"outputFile={out}"],
-                   progress=False)
-    message = str(err.value)
+    result = subprocess.run([sys.executable, "-m", "framework", "run", str(CONFIG), f"inputFiles={bad}",
+                             f"nugraphModel={model_dir}", f"outputFile={out}"], cwd=REPO_ROOT, capture_output=True,
+                            text=True, timeout=300)
+    message = result.stderr
+    assert result.returncode != 0 and "Traceback" not in message, message
     assert "spacepoint_table" in message and "nuGraph3Inputs" in message and str(bad) in message, message
     assert not out.exists()
 
@@ -327,14 +352,23 @@ def test_bad_plane_is_a_clear_error(events_file, model_dir, tmp_path):
     bad = tmp_path / "bad_plane.h5"
     shutil.copy(events_file, bad)
     with h5py.File(bad, "a") as f:
-        plane = f["hit_table"]["local_plane"]
-        plane[5, 0] = 7
+        f["hit_table"]["local_plane"][5, 0] = 7
     out = tmp_path / "out.root"
-    with pytest.raises(Exception) as err, in_repo():
-        from framework.runner import run_config
-
-        run_config(str(CONFIG), [f"inputFiles={bad}", f"nugraphModel={model_dir}", f"outputFile={out}",
-                                 "maxEvents=1"], progress=False)
+    with pytest.raises(Exception) as err:
+        _run(f"inputFiles={bad}", f"nugraphModel={model_dir}", f"outputFile={out}", "maxEvents=1")
     message = str(err.value)
     assert "hit_table_local_plane must be 0, 1 or 2" in message and "nuGraph3Inputs" in message, message
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("sonic, message", [
+    ("0", r"NuGraph3 checkpoint '.*nugraph3/1/hierarchical.ckpt' does not exist"),
+    ("1", r"NuGraph3 model directory '.*nugraph3' has no \{version\}/hierarchical.ckpt"),
+])
+def test_model_without_checkpoint_is_a_clear_error(events_file, tmp_path, sonic, message):
+    model = tmp_path / "nugraph3"
+    (model / "1").mkdir(parents=True)
+    out = tmp_path / "out.root"
+    with pytest.raises((ConfigurationError, InputError), match=message):
+        _run(f"inputFiles={events_file}", f"nugraphModel={model}", f"outputFile={out}", f"sonic={sonic}")
     assert not out.exists()

@@ -19,18 +19,21 @@ class NuGraph3SonicProducer(NuGraph3Common, SonicEDProducer):
     """One event per request: each table as ``[1, n]`` (the model batches: Triton merges the streams' events
     into one ``execute``), or ``[n]`` for a server model without batching (the reference layout).
 
-    ``modelDir``: the model directory (``DIR/1/hierarchical.ckpt``); when ``Client.modelConfigPath`` is empty,
-    the config of :func:`~.model_repo.served_model_dir` is used (the directory's own, or ours written for it),
-    so the local fallback server can serve a directory without ``config.pbtxt``."""
+    ``modelDir``: the model directory (``DIR/1/hierarchical.ckpt``), checked when the module is made; when
+    ``Client.modelConfigPath`` is empty, the config of :func:`~.model_repo.served_model_dir` is used (the
+    directory's own, or ours written for it), so the local fallback server can serve a directory without
+    ``config.pbtxt``."""
 
     parameters: dict[str, Any] = {**COMMON_PARAMETERS, "modelDir": ""}
 
     def makeClient(self) -> TritonClient:
         settings = self.params.Client.to_dict()
-        if not settings.get("modelConfigPath") and self.params.modelDir:
+        if self.params.modelDir:
             from .model_repo import served_model_dir
 
-            settings["modelConfigPath"] = os.path.join(served_model_dir(self.params.modelDir), "config.pbtxt")
+            served = served_model_dir(self.params.modelDir)  # checks the directory: a clear error before any server
+            if not settings.get("modelConfigPath"):
+                settings["modelConfigPath"] = os.path.join(served, "config.pbtxt")
         return TritonClient(Params(settings), label=self.label)
 
     def acquire(self, event, input) -> None:
