@@ -159,7 +159,7 @@ def test_help_lists_the_options(config):
     [
         (["procModifiers=allSonicTrito"],
          r"procModifiers: unknown process modifier 'allSonicTrito'\. Did you mean 'allSonicTriton'.*Valid: "
-         r"allSonicTriton, deepMETSonicTriton, enableSonicTriton, .*particleTransformerAK4SonicTriton"),
+         r"allSonicTriton, deepMETSonicTriton, .*enableSonicTriton, .*particleTransformerAK4SonicTriton"),
         (["customise=mycustom.double"], r"customise='mycustom.double': no module 'mycustom'\. Did you mean 'mycustoms'"),
         (["customise=mycustoms.doubel"],
          r"module mycustoms has no function 'doubel'\. Did you mean 'double'.*Functions there: addAnalyzer, "

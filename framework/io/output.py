@@ -79,6 +79,7 @@ class RootOutputModule(OutputModule):
         self._inputs: list[str] = []
         self._product_keys: list[tuple[str, str]] | None = None
         self._warned: set[tuple[str, str]] = set()
+        self._grouping: dict[str, bool] = {}  # product label -> its jagged products share one counter (first flush)
         self._blocks: dict[str, list[tuple[dict[str, Any], dict[tuple[str, str], Any]]]] = {
             "LuminosityBlocks": [], "Runs": []}
         self.n_written = 0
@@ -172,7 +173,7 @@ class RootOutputModule(OutputModule):
         for key in self._product_keys:
             values = [ev.products().get(key) for ev in events]
             out[product_branch_name(*key)] = _to_column(values, key)
-        return _group_jagged(out, counters=set(), group_by_label=self._product_keys)
+        return _group_jagged(out, counters=set(), group_by_label=self._product_keys, decided=self._grouping)
 
     # ------------------------------------------------------------------ runs and luminosity blocks
     def writeLuminosityBlock(self, lumi: Any) -> None:
@@ -327,7 +328,8 @@ def _to_column(values: list[Any], key: tuple[str, str]) -> Any:
     return ak.unflatten(flat, counts)
 
 
-def _group_jagged(columns: dict[str, Any], counters: set[str], group_by_label: list[tuple[str, str]] | None = None) -> dict[str, Any]:
+def _group_jagged(columns: dict[str, Any], counters: set[str], group_by_label: list[tuple[str, str]] | None = None,
+                  decided: dict[str, bool] | None = None) -> dict[str, Any]:
     """Group jagged columns NanoAOD-style: ``Jet_pt``, ``Jet_eta`` -> record ``Jet`` (uproot then
     writes ``nJet`` and ``Jet_pt``...). Columns that do not fit a group are written alone."""
     out: dict[str, Any] = {}
@@ -359,6 +361,13 @@ def _group_jagged(columns: dict[str, Any], counters: set[str], group_by_label: l
             elif len(c) != len(counts) or not np.array_equal(c, counts):
                 same = False
                 break
+        if decided is not None:  # the tree's layout is fixed at its first flush: keep the first decision
+            if decided.setdefault(prefix, same) and not same:
+                raise ConfigurationError(
+                    f"the jagged products of '{prefix}' had equal lengths in every event of the first "
+                    f"{len(next(iter(fields.values())))}-event block written, so they share one counter "
+                    f"n{prefix}, but not in a later block. Give them different labels, or make them equal in length")
+            same = decided[prefix]
         if same and prefix not in out:
             out[prefix] = ak.zip(fields, depth_limit=None) if len(fields) > 1 else ak.zip(fields)
         else:
