@@ -792,11 +792,10 @@ class TritonClient:
         self._send_async(req, on_result)
 
     def _switch_to_json(self, req: _Request, exc: BaseException) -> bool:
-        """A V2-only HTTP server refused Triton's binary tensors: send JSON tensors from now on (once). MLServer
-        answers them with a 500 (its request validation fails on the binary body), others with a 400."""
+        """A V2-only HTTP server refused Triton's binary tensors: send JSON tensors from now on (once)."""
         transport = req.transport or self._transport
         if (transport is None or transport.protocol != "http" or req.json or not self.v2only
-                or status_of(exc) not in ("INVALID_ARGUMENT", "INTERNAL")):
+                or status_of(exc) != "INVALID_ARGUMENT"):
             return False
         req.built = None  # sent binary: again as JSON (also a ragged entry sent before another one switched)
         if not transport.json:
