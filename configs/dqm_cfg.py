@@ -22,6 +22,8 @@ options.register("wantSummary", 0, int, "1: print the per-module timing table")
 options.register("sonic", 0, int, "1: score the sections on MLServer (SONIC client) instead of in-process")
 options.register("nmfModel", dqmnmf.DEFAULT_MODEL_DIR, str, "the NMF model folder (MLServer/DIALS package); "
                  "empty: histograms only")
+options.register("nmfJetOccModel", "data/models/dqmNMFJetOcc", str, "the NMF model folder of the jet occupancy map; "
+                 "empty: no occupancy score")
 options.setDefault("inputFiles", ["data/samples/dqm.root"])
 options.setDefault("outputFile", "dqm.root")
 options.parseArguments()
@@ -38,18 +40,23 @@ process.options.numberOfStreams = 2
 # lumi products "dqmHistograms:<ME path>" (hist.Hist)
 dqm.add(process, "dqmHistograms")
 
-# the NMF anomaly score of METSig per lumi section (lumi products dqmNMF:mse, dqmNMF:flag): in-process, or on
-# MLServer with sonic=1 (the dqmNMFSonic modifier); after dqmHistograms, whose lumi product it reads
+# the NMF anomaly scores per lumi section, in-process, or on MLServer with sonic=1 (the dqmNMFSonic modifier swaps
+# both); after dqmHistograms, whose lumi products they read: METSig (noisy MET tail; lumi products dqmNMF:mse,
+# dqmNMF:flag) and the jet eta-phi occupancy map flattened to 1200 bins (dead detector region; dqmNMFJetOcc:mse,
+# dqmNMFJetOcc:flag). A section is bad when either flag is set.
+scorers = []
 if options.nmfModel:
     dqmnmf.add(process, "dqmNMF", src="dqmHistograms:" + dqm.MET_SIG, model_dir=options.nmfModel)
-    process.dqm = cms.Path(process.dqmHistograms, process.dqmNMF)
-else:
-    process.dqm = cms.Path(process.dqmHistograms)
+    scorers.append(process.dqmNMF)
+if options.nmfModel and options.nmfJetOccModel:
+    dqmnmf.add(process, "dqmNMFJetOcc", src="dqmHistograms:" + dqm.JET_OCCUPANCY, model_dir=options.nmfJetOccModel)
+    scorers.append(process.dqmNMFJetOcc)
+process.dqm = cms.Path(process.dqmHistograms, *scorers)
 
 process.out = cms.OutputModule(
     "RootOutputModule",
     fileName=cms.string(options.outputFile),
     outputCommands=cms.vstring("drop *", "keep run", "keep luminosityBlock", "keep event", "keep dqmHistograms_*",
-                                "keep dqmNMF_*"),
+                                "keep dqmNMF_*", "keep dqmNMFJetOcc_*"),
 )
 process.endpath = cms.EndPath(process.out)

@@ -2,13 +2,15 @@
 """Train the DQM NMF anomaly model and package it for MLServer, DIALS style (the dism-examples ``sklearn_nmf``
 recipe).
 
-Rows are one monitoring element per good luminosity section (default ``JetMET/MET/pfMETT1/Cleaned/METSig``, 51
-bins). Each row is divided by its entries, min-max scaled per bin with the training sample's minimum and range,
+Rows are one monitoring element per good luminosity section: ``--me METSig`` (default,
+``JetMET/MET/pfMETT1/Cleaned/METSig``, 51 bins, model ``dqmNMF``) or ``--me JetOcc`` (the jet eta-phi occupancy map
+``JetMET/Jet/Cleanedak4PFJetsCHS/PhiVSEta``, 50x24 flattened to 1200 bins, model ``dqmNMFJetOcc``). Each row is divided by its entries, min-max scaled per bin with the training sample's minimum and range,
 and factorised by scikit-learn's NMF in float64 (``producers/dqm_nmf/model.py``). The flag threshold is the
-``--quantile`` of the training sections' MSE times ``--margin`` (defaults 0.995 and 1.5): the training sample is
-good sections only, and the margin covers the spread of good sections the fit never saw.
+``--quantile`` of the training sections' MSE times ``--margin`` (defaults 0.995 and 1.5 for METSig, 0.98 and 1.0
+for the occupancy map, whose MSE spread is narrow): the training sample is good sections only, and the margin
+covers the spread of good sections the fit never saw.
 
-Written to ``--out`` (default ``data/models/dqmNMF``): ``model.joblib``, ``threshold.json``, MLServer's
+Written to ``--out`` (default ``data/models/<model name of --me>``): ``model.joblib``, ``threshold.json``, MLServer's
 ``model-settings.json`` (name, implementation, parameters uri/version, inputs and outputs) and ``settings.json``,
 and the handler module ``dqm_nmf_handler.py`` (copied when ``--out`` is elsewhere).
 
@@ -23,6 +25,7 @@ with the bundled sample ``data/samples/dqm.root`` (other seed, runs 101-103)::
         --branches 'MET_*,Jet_eta,Jet_phi,Jet_pt' train_events.root
     python -m framework run configs/dqm_cfg.py inputFiles=train_events.root outputFile=train_dqm.root
     python scripts/train_dqm_nmf.py --root train_dqm.root
+    python scripts/train_dqm_nmf.py --root train_dqm.root --me JetOcc --components 4   # data/models/dqmNMFJetOcc
 """
 
 from __future__ import annotations
@@ -42,9 +45,17 @@ sys.path.insert(0, str(ROOT))
 from producers.dqm_nmf import model as nmf_model  # noqa: E402
 
 MODEL_NAME = "dqmNMF"
-DEFAULT_OUT = ROOT / "data" / "models" / MODEL_NAME
+DEFAULT_OUT = ROOT / "data" / "models" / MODEL_NAME  # also where the handler module lives
 HANDLER = "dqm_nmf_handler.py"
 ELEMENT = "JetMET/MET/pfMETT1/Cleaned/METSig"
+# --me: the monitoring elements of producers/dqm/cff.py, the name of the model trained on each and its threshold
+# rule (quantile, margin). The occupancy map's MSE is a mean over 1200 sparse bins (~390 jets per section of 100
+# events): its spread over good sections is narrow (std ~8% of the median), so a 1.5 margin would hide a dead
+# region (~+20%); its threshold is the 0.98 quantile of the training sections as it is.
+MONITORING_ELEMENTS = {
+    "METSig": (ELEMENT, MODEL_NAME, nmf_model.DEFAULT_QUANTILE, nmf_model.DEFAULT_MARGIN),
+    "JetOcc": ("JetMET/Jet/Cleanedak4PFJetsCHS/PhiVSEta", "dqmNMFJetOcc", 0.98, 1.0),
+}
 IMPLEMENTATION = "dqm_nmf_handler.NMFHandler"
 
 
@@ -123,15 +134,22 @@ def main(argv: list[str] | None = None) -> int:
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--root", help="a DQM output (histograms under DQMData/Run N/<label>/Lumi N/<element>)")
     source.add_argument("--npz", help="an .npz with 'hists' [n, bins] and optionally a boolean 'good' [n]")
-    parser.add_argument("--element", default=ELEMENT, help="monitoring element path [%(default)s]")
+    parser.add_argument("--me", choices=sorted(MONITORING_ELEMENTS), default="METSig",
+                        help="which monitoring element, and the model name of --out [%(default)s]")
+    parser.add_argument("--element", default="", help="monitoring element path (overrides --me's)")
     parser.add_argument("--runs", default="", help="--root: train on these runs only (comma-separated)")
     parser.add_argument("--truth", default="", help="--root: drop the sections this events file calls bad (isBad)")
     parser.add_argument("--components", type=int, default=3, help="NMF components [3]")
-    parser.add_argument("--quantile", type=float, default=nmf_model.DEFAULT_QUANTILE)
-    parser.add_argument("--margin", type=float, default=nmf_model.DEFAULT_MARGIN)
+    parser.add_argument("--quantile", type=float, default=None, help="threshold quantile [per --me: 0.995, 0.98]")
+    parser.add_argument("--margin", type=float, default=None, help="threshold margin [per --me: 1.5, 1.0]")
     parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="model folder [data/models/dqmNMF]")
+    parser.add_argument("--out", type=Path, default=None, help="model folder [data/models/<model name of --me>]")
     args = parser.parse_args(argv)
+    element, name, quantile, margin = MONITORING_ELEMENTS[args.me]
+    args.element = args.element or element
+    args.quantile = quantile if args.quantile is None else args.quantile
+    args.margin = margin if args.margin is None else args.margin
+    args.out = args.out or ROOT / "data" / "models" / name
 
     rows, what = load_rows(args)
     t0 = time.perf_counter()

@@ -23,13 +23,14 @@ import pytest
 import uproot
 
 from framework.runner import run_config
-from producers.dqm.cff import MET_SIG
+from producers.dqm.cff import JET_OCCUPANCY, MET_SIG
 from producers.dqm.read import me_matrix, read_lumi_histograms
 from producers.dqm_nmf.model import NMFAnomalyModel, Threshold, as_model_input, load, score
 from tests.conftest import REPO_ROOT
 from tests.onnx_models import pid_alive
 
 MODEL_DIR = REPO_ROOT / "data" / "models" / "dqmNMF"
+JET_OCC_DIR = REPO_ROOT / "data" / "models" / "dqmNMFJetOcc"  # the jet eta-phi occupancy map, 50x24 -> 1200 bins
 SAMPLE = REPO_ROOT / "data" / "samples" / "dqm.root"
 CONFIG = "configs/dqm_cfg.py"
 MET_TAIL, DEAD_REGION = 1, 2  # anomaly bits of the generator's truth
@@ -96,7 +97,7 @@ def sections(direct_output) -> tuple[list[tuple[int, int]], np.ndarray]:
 def mlserver():
     from framework.server.mlserver import LocalMLServer
 
-    with LocalMLServer([MODEL_DIR]) as server:
+    with LocalMLServer([MODEL_DIR, JET_OCC_DIR]) as server:
         yield server
 
 
@@ -181,6 +182,28 @@ def test_anomaly_auc_and_false_alarms_on_held_out_runs(direct_output):
     assert lumis["dqmNMF_flag"][tail].all()
 
 
+def test_all_bad_sections_flagged_by_either_model(direct_output):
+    """Both models over every bad section of run 4: the METSig model ranks the met-tail sections, the occupancy
+    model the dead-region ones (AUC >= 0.95 each against the good sections), a section is bad when either flag
+    is set, and the good runs the models never saw raise at most 5% false alarms."""
+    from sklearn.metrics import roc_auc_score
+
+    lumis = lumi_tree(direct_output)
+    anomalies = np.array([truth()[(int(r), int(lumi))] for r, lumi in zip(lumis["run"], lumis["luminosityBlock"])])
+    good, tail, dead = anomalies == 0, (anomalies & MET_TAIL) > 0, (anomalies & DEAD_REGION) > 0
+    assert dead.sum() == 4 and (tail | dead).sum() == 8
+    for label, bad in (("dqmNMF", tail), ("dqmNMFJetOcc", dead)):
+        seen = bad | good
+        auc = roc_auc_score(bad[seen], lumis[f"{label}_mse"][seen])
+        assert auc >= 0.95, (label, auc)
+    either = lumis["dqmNMF_flag"] | lumis["dqmNMFJetOcc_flag"]
+    assert either[~good].all(), lumis["luminosityBlock"][~good & ~either]
+    assert roc_auc_score(~good, either) >= 0.95
+    good_runs = np.isin(lumis["run"], [1, 2, 3])
+    assert either[good_runs].mean() <= 0.05, either[good_runs].mean()
+    assert lumis["dqmNMFJetOcc_flag"][good_runs].mean() <= 0.05
+
+
 def test_report_table_and_plot(direct_output, tmp_path):
     from producers.dqm_nmf.report import main
 
@@ -227,6 +250,25 @@ def test_direct_equals_mlserver(mlserver, sections, protocol):
 
 
 @pytest.mark.slow
+def test_jet_occupancy_model_direct_equals_mlserver(mlserver, direct_output):
+    from framework.sonic.client import TritonClient
+
+    _, rows = me_matrix(read_lumi_histograms(direct_output), JET_OCCUPANCY)
+    x = rows.astype(np.float32)
+    assert x.shape == (80, 1200)
+    reconstruction, mse = score(load(JET_OCC_DIR / "model.joblib"), x)
+    with TritonClient({"modelName": "dqmNMFJetOcc", "mode": "Sync"}, server=mlserver.grpc_address,
+                      protocol="grpc") as client:
+        assert client.inputInfo["input_0"].datatype == "FP32" and client.inputInfo["input_0"].dims == (1200,)
+        client.input["input_0"].toServer(x)
+        client.evaluate()
+        np.testing.assert_allclose(client.output["output_0"].fromServer(), reconstruction, rtol=0, atol=1e-6)
+        np.testing.assert_allclose(client.output["output_1"].fromServer(), mse, rtol=0, atol=1e-6)
+    info = Threshold.read(JET_OCC_DIR)
+    assert info.element == JET_OCCUPANCY and info.n_train == 300
+
+
+@pytest.mark.slow
 def test_job_on_the_fallback_mlserver_equals_direct_and_leaves_no_process(direct_output, tmp_path):
     before_pids, before_dirs = mlserver_pids(), mlserver_dirs()
     out = tmp_path / "sonic.root"
@@ -235,15 +277,16 @@ def test_job_on_the_fallback_mlserver_equals_direct_and_leaves_no_process(direct
     assert "starting a local MLServer for dqmNMF" in done.stderr and "local MLServer stopped" in done.stderr
     assert "server 'fallback-mlserver'" in done.stdout + done.stderr
     direct, sonic = lumi_tree(direct_output), lumi_tree(out)
-    np.testing.assert_allclose(sonic["dqmNMF_mse"], direct["dqmNMF_mse"], rtol=0, atol=1e-6)
-    np.testing.assert_array_equal(sonic["dqmNMF_flag"], direct["dqmNMF_flag"])
+    for label in ("dqmNMF", "dqmNMFJetOcc"):  # the modifier swaps both scorers
+        np.testing.assert_allclose(sonic[f"{label}_mse"], direct[f"{label}_mse"], rtol=0, atol=1e-6)
+        np.testing.assert_array_equal(sonic[f"{label}_flag"], direct[f"{label}_flag"])
     assert mlserver_pids() - before_pids == set() and mlserver_dirs() - before_dirs == set()
     from framework.compare import main as compare  # compare reports the agreement of the lumi products
 
     assert compare(["--files", str(direct_output), str(out), "--out", str(tmp_path / "cmp"), "--no-plots"]) == 0
     report = json.loads((tmp_path / "cmp" / "report.json").read_text())
     assert [(p["branch"], p["n_values"], p["ok"]) for p in report["products"]] == [
-        ("LuminosityBlocks/dqmNMF_mse", 80, True)]
+        ("LuminosityBlocks/dqmNMF_mse", 80, True), ("LuminosityBlocks/dqmNMFJetOcc_mse", 80, True)]
 
 
 @pytest.mark.slow
@@ -254,9 +297,10 @@ def test_job_on_a_given_mlserver_over_grpc(mlserver, direct_output, tmp_path):
                    f"outputFile={out}")
     assert done.returncode == 0, done.stderr[-3000:]
     assert "starting a local MLServer" not in done.stderr
-    assert f"server 'default' ({mlserver.grpc_address}): 80 requests, 0 failed" in done.stdout + done.stderr
-    np.testing.assert_allclose(lumi_tree(out)["dqmNMF_mse"], lumi_tree(direct_output)["dqmNMF_mse"], rtol=0,
-                               atol=1e-6)
+    assert f"server 'default' ({mlserver.grpc_address}): 160 requests, 0 failed" in done.stdout + done.stderr
+    for label in ("dqmNMF", "dqmNMFJetOcc"):  # two scorers, one request per section each
+        np.testing.assert_allclose(lumi_tree(out)[f"{label}_mse"], lumi_tree(direct_output)[f"{label}_mse"], rtol=0,
+                                   atol=1e-6)
 
 
 @pytest.mark.slow
