@@ -77,7 +77,7 @@ def scoring_speed(n_sections: int, repeat: int) -> dict:
     rows = {name: me_matrix(histograms, me)[1] for name, me in MODELS.items()}
     results: dict[str, dict] = {}
     with LocalMLServer([os.path.join("data", "models", name) for name in MODELS]) as server:
-        clients = {(name, protocol): TritonClient({"modelName": name, "mode": "Sync"}, protocol=protocol,
+        clients = {(name, protocol): TritonClient({"modelName": name, "mode": "Sync", "allowedTries": 2}, protocol=protocol,
                                                   server=server.http_address if protocol == "http"
                                                   else server.grpc_address)
                    for name in MODELS for protocol in ("http", "grpc")}
