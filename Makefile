@@ -53,7 +53,7 @@ train-dqm: $(STAMP)
 	mkdir -p out/train-dqm
 	$(PY) -m framework generate --events 30000 --seed 11 --run 101 --events-per-lumi 100 --lumis-per-run 100 \
 		--branches 'MET_*,Jet_eta,Jet_phi,Jet_pt' out/train-dqm/events.root
-	$(PY) -m framework run configs/dqm_cfg.py nmfModel= inputFiles=out/train-dqm/events.root outputFile=out/train-dqm/dqm.root
+	$(PY) -m framework run configs/dqm_cfg.py nmfModel= nmfJetOccModel= inputFiles=out/train-dqm/events.root outputFile=out/train-dqm/dqm.root
 	$(PY) scripts/train_dqm_nmf.py --root out/train-dqm/dqm.root
 	$(PY) scripts/train_dqm_nmf.py --root out/train-dqm/dqm.root --me JetOcc
 
