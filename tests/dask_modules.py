@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import signal
 import threading
+import time
 from pathlib import Path
 
 import hist
@@ -27,6 +28,17 @@ class KillOnce(EDAnalyzer):
         if marker and int(event.id.event) == self.params.event and not os.path.exists(marker):
             Path(marker).write_text(str(os.getpid()))
             os.kill(os.getpid(), signal.SIGKILL)
+
+
+@register("TestDaskSleep")
+class Sleep(EDAnalyzer):
+    """Sleeps ``ms`` milliseconds per event (a job that lasts long enough to be interrupted)."""
+
+    parameters = {"ms": 0}
+
+    def analyze(self, event):
+        if self.params.ms > 0:
+            time.sleep(self.params.ms / 1000)
 
 
 @register("TestDaskBlockSums")
@@ -69,6 +81,7 @@ import tests.dask_modules  # noqa: F401 - the test modules, also in the workers
 
 options.register("killMarker", "", str, "TestDaskKillOnce: marker file")
 options.register("killEvent", -1, int, "TestDaskKillOnce: the event number that kills the process")
+options.register("sleepMs", 0, int, "TestDaskSleep: milliseconds per event")
 options.setDefault("outputFile", "light.root")
 options.parseArguments()
 
@@ -79,7 +92,8 @@ process.options.numberOfThreads = 1
 process.options.numberOfStreams = 2
 process.sums = cms.EDProducer("TestDaskBlockSums")
 process.kill = cms.EDAnalyzer("TestDaskKillOnce", marker=options.killMarker, event=options.killEvent)
-process.p = cms.Path(process.sums, process.kill)
+process.sleep = cms.EDAnalyzer("TestDaskSleep", ms=options.sleepMs)
+process.p = cms.Path(process.sums, process.kill, process.sleep)
 process.out = cms.OutputModule("RootOutputModule", fileName=cms.string(options.outputFile),
                                outputCommands=cms.vstring("drop *", "keep Jet_*", "keep MET_pt", "keep sums*"))
 process.e = cms.EndPath(process.out)

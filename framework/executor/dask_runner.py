@@ -288,7 +288,6 @@ def _run_items(client: Any, specs: list[ItemSpec], options: DaskOptions, progres
                     if result["kind"] != "InputError" or not options.skip_bad:
                         cls = InputError if result["kind"] == "InputError" else ConfigurationError
                         raise cls(f"{item.describe()}: {result['error']}")
-                    log.warning("skipBadFiles: skipping %s: %s", item.file, result["error"])
                     bad.setdefault(item.file_index, planning.BadFile(item.file, result["error"]))
                     for other, f in zip(specs, futures):  # the file's other items are not needed
                         if other.item.file_index == item.file_index:

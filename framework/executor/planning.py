@@ -11,7 +11,6 @@ work item then reads whole baskets), else stays where it is.
 
 from __future__ import annotations
 
-import logging
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -19,8 +18,6 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..exceptions import InputError
-
-log = logging.getLogger("framework.executor")
 
 DEFAULT_CHUNK_SIZE = 100_000  # coffea's default chunksize
 
@@ -148,7 +145,6 @@ def plan(files: Sequence[str], tree_name: str = "Events", *, chunk_size: int = D
         except InputError as e:
             if not skip_bad:
                 raise
-            log.warning("skipBadFiles: skipping %s: %s", path, e)
             bad.append(BadFile(path, str(e)))
     begin = max(0, skip)
     end = None if max_events < 0 else begin + max_events
