@@ -47,6 +47,7 @@ train: $(STAMP)
 	$(PY) -m pip install -q -e '.[train]'
 	$(PY) scripts/train_part.py --out data/models
 	$(PY) scripts/train_deepmet.py --out data/models
+	$(PY) scripts/train_nugraph3.py --threads 2 --out data/models
 
 ## train-dqm: retrain the DQM NMF models (data/models/dqmNMF, dqmNMFJetOcc) on 300 generated good lumi sections (~2 min)
 train-dqm: $(STAMP)
