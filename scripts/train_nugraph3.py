@@ -9,7 +9,7 @@ vertex; see ``producers/nugraph3/training.py``). Events come from ``generate-nug
 never trained on, gives the held-out metrics printed at the end. Deterministic for a given seed and thread
 count. ``config.pbtxt`` beside it (the Triton model) is not written here.
 
-    python scripts/train_nugraph3.py --events 700 --seed 303 --epochs 8 --threads 2 --out data/models
+    python scripts/train_nugraph3.py --events 700 --seed 303 --epochs 12 --threads 2 --out data/models
 """
 
 from __future__ import annotations
@@ -61,7 +61,7 @@ def main(argv=None) -> int:
         train,
     )
 
-    args = tc.parse_training_args(__doc__.split("\n\n")[0], argv, events=700, seed=303, epochs=8)
+    args = tc.parse_training_args(__doc__.split("\n\n")[0], argv, events=700, seed=303, epochs=12)
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
         path = generate_nugraph(Path(tmp) / "train.h5", args.events, args.seed)
