@@ -9,12 +9,10 @@ stub processes again — also when the job fails, is interrupted, or its process
 from __future__ import annotations
 
 import atexit
-import ctypes
 import glob
 import logging
 import os
 import platform
-import queue
 import re
 import secrets
 import shutil
@@ -37,13 +35,13 @@ from framework.server.repository import (
     find_models,
     translate_repositories,
 )
+from framework.server.spawn import spawn
 
 log = logging.getLogger(__name__)
 
 LOOPBACK = "127.0.0.1"
 SYS_PATH_VARIABLE = "CMSFW_TRITON_SYS_PATH"
 """Environment variable with the job's ``sys.path``, prepended by the generated ``model.py`` in the stubs."""
-_PR_SET_PDEATHSIG = 1
 
 
 class ServerStartError(ServerError):
@@ -172,53 +170,6 @@ def _job_sys_path() -> str:
     return os.pathsep.join(entries)
 
 
-# ----------------------------------------------------------------------------- child process spawning
-def _set_pdeathsig() -> None:  # runs in the child between fork and exec
-    try:
-        libc = ctypes.CDLL("libc.so.6", use_errno=True)
-        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-    except Exception:  # noqa: BLE001 - best effort; atexit still stops the server
-        pass
-
-
-class _Spawner:
-    """Starts children from one long-lived daemon thread.
-
-    ``PR_SET_PDEATHSIG`` fires when the *thread* that forked the child ends, not the process. Forking from a
-    thread that lives as long as the interpreter makes the server die with the job, and only then, whichever
-    thread asked for the start (a stream worker, a thread pool, ...).
-    """
-
-    def __init__(self) -> None:
-        self._requests: queue.Queue = queue.Queue()
-        self._thread: threading.Thread | None = None
-        self._lock = threading.Lock()
-
-    def _loop(self) -> None:
-        while True:
-            args, kwargs, done = self._requests.get()
-            try:
-                done.append(("ok", subprocess.Popen(*args, **kwargs)))
-            except BaseException as exc:  # noqa: BLE001 - handed back to the caller
-                done.append(("error", exc))
-            finally:
-                done[0].set()
-
-    def popen(self, *args, **kwargs) -> subprocess.Popen:
-        with self._lock:
-            if self._thread is None or not self._thread.is_alive():
-                self._thread = threading.Thread(target=self._loop, name="tritonserver-spawner", daemon=True)
-                self._thread.start()
-        done: list = [threading.Event()]
-        self._requests.put((args, kwargs, done))
-        done[0].wait()
-        status, value = done[1]
-        if status == "error":
-            raise value
-        return value
-
-
-_SPAWNER = _Spawner()
 _RUNNING: set[LocalTritonServer] = set()  # strong references: atexit must find every running server
 
 
@@ -543,10 +494,9 @@ class LocalTritonServer:
         self._log_file.write(f"# {' '.join(cmd)}\n".encode())
         self._log_file.flush()
         try:
-            self._process = _SPAWNER.popen(
+            self._process = spawn(
                 cmd, stdin=subprocess.DEVNULL, stdout=self._log_file, stderr=subprocess.STDOUT,
-                env=self.environment(), cwd=str(self._workdir), start_new_session=True,
-                preexec_fn=_set_pdeathsig, close_fds=True)
+                env=self.environment(), cwd=str(self._workdir), start_new_session=True, close_fds=True)
         except OSError as exc:
             raise ServerStartError(f"could not execute {cmd[0]}: {exc}") from exc
         self._start_reaper()

@@ -35,13 +35,12 @@ from pathlib import Path
 
 from framework.exceptions import ServerError, did_you_mean
 from framework.server.launcher import (
-    _SPAWNER,
     LOOPBACK,
     ServerStartError,
     _process_group_members,
-    _set_pdeathsig,
     free_port,
 )
+from framework.server.spawn import spawn
 
 log = logging.getLogger(__name__)
 
@@ -317,9 +316,9 @@ class LocalMLServer:
         self._log_file.write(f"# {' '.join(cmd)}\n".encode())
         self._log_file.flush()
         try:
-            self._process = _SPAWNER.popen(cmd, stdin=subprocess.DEVNULL, stdout=self._log_file,
-                                           stderr=subprocess.STDOUT, env=self.environment(), cwd=str(self._workdir),
-                                           start_new_session=True, preexec_fn=_set_pdeathsig, close_fds=True)
+            self._process = spawn(cmd, stdin=subprocess.DEVNULL, stdout=self._log_file, stderr=subprocess.STDOUT,
+                                  env=self.environment(), cwd=str(self._workdir), start_new_session=True,
+                                  close_fds=True)
         except OSError as exc:
             raise ServerStartError(f"MLServer is missing or cannot run: could not execute {exe}: {exc}\n"
                                    f"  How to fix: {INSTALL_HINT}") from exc

@@ -185,6 +185,20 @@ class _Request:
     avoid: set = field(default_factory=set)
     """Servers that failed this request (not asked again for it)."""
     failovers: int = 0
+    shm: bool = False
+    """Whether the request names the client's shared memory regions (else its tensors are in the message)."""
+    reregistered: set = field(default_factory=set)
+    """Servers that had forgotten the regions of this request (they restarted): registered again once each."""
+
+
+@dataclass
+class Route:
+    """Where one try of a request goes: the server's name in the service, its connection, and whether the
+    service counts the try as outstanding there (hand it back with :meth:`TritonClient.release`)."""
+
+    server: str
+    transport: Any
+    counted: bool = False
 
 
 class _Gather:
@@ -426,7 +440,7 @@ class TritonClient:
         shm = ShmPair()
         try:
             shm.reserve(4096, 4096, CONTROL_TIMEOUT)
-            shm.register(self._transport, CONTROL_TIMEOUT)
+            shm.register(self._transport, CONTROL_TIMEOUT, self.serverName)
         except Exception as exc:  # noqa: BLE001 - e.g. a "local" server in a container without our /dev/shm
             shm.destroy(timeout=CONTROL_TIMEOUT)
             log.warning("%s: server '%s' (%s) cannot use this machine's shared memory (%s); sending tensors in "
@@ -735,13 +749,13 @@ class TritonClient:
             self.stats.requests += 1
             self._assign(req)
             try:
-                self._ensure_shm_registered()
+                self._place(req)
                 result = req.transport.infer(self._built(req), self.timeout)
                 self._done(req, None)
                 return result
             except Exception as exc:  # noqa: BLE001
                 self._done(req, exc)
-                if self._switch_to_json(req, exc) or self._fail_over(req, exc):
+                if self._switch_to_json(req, exc) or self._regions_lost(req, exc) or self._fail_over(req, exc):
                     req.tries -= 1
                     continue
                 if not self._should_retry(req, exc):
@@ -764,14 +778,14 @@ class TritonClient:
                 self._done(req, error)
                 if error is None:
                     on_result(req, result, None)
-                elif self._switch_to_json(req, error) or self._fail_over(req, error):
+                elif self._switch_to_json(req, error) or self._regions_lost(req, error) or self._fail_over(req, error):
                     req.tries -= 1
                     _blocking_pool().submit(self._send_async, req, on_result)
                 elif self._should_retry(req, error):
                     delay = self._retry_delay(req)
-                    if delay <= 0 and (self._shm is None or not self._shm.needs_registration):
+                    if delay <= 0 and self._shm is None:
                         self._send_async(req, on_result)  # re-dispatch from the completion
-                    else:  # waiting or re-registering blocks: not on the event loop
+                    else:  # waiting or (re-)registering shared memory blocks: not on the event loop
                         _blocking_pool().submit(self._retry_later, delay, req, on_result)
                 else:
                     on_result(req, None, error)
@@ -780,7 +794,7 @@ class TritonClient:
 
         try:
             self._assign(req)
-            self._ensure_shm_registered()
+            self._place(req)
             req.transport.infer_async(self._built(req), self.timeout, callback)
         except Exception as exc:  # noqa: BLE001 - e.g. shared memory re-registration failed: counts as a try
             callback(None, exc)
@@ -804,18 +818,30 @@ class TritonClient:
                      self._describe(), self.serverName, self.serverAddress, message_of(exc))
         return True
 
+    def _regions_lost(self, req: _Request, exc: BaseException) -> bool:
+        """The server restarted and forgot this client's regions: register them again and send the request
+        again (not a failed try; once per server and request)."""
+        server = req.server or self.serverName
+        if self._shm is None or not req.shm or not shm_lost(exc) or server in req.reregistered:
+            return False
+        req.reregistered.add(server)
+        self._shm.forget(server)
+        log.info("%s: server '%s' no longer knows this client's shared memory (it restarted): registering it again",
+                 self._describe(), server)
+        return True
+
     def _should_retry(self, req: _Request, exc: BaseException) -> bool:
         if not is_recoverable(exc) or self._transport is None:
             return False
         if self._shm is not None and (status_of(exc) == "UNAVAILABLE" or shm_lost(exc)):
-            self._shm.needs_registration = True  # a restarted server forgot our regions
+            self._shm.forget(req.server or self.serverName)  # gone or restarted: it forgot our regions
         if req.tries >= self.allowedTries:
             return False
         with self._stats_lock:
             self.stats.retries += 1
+        name, address = self._server_of(req)
         log.warning("%s: request to server '%s' (%s) failed%s (try %d of %d): %s; retrying", self._describe(),
-                    self.serverName, self.serverAddress, self._where_suffix(), req.tries, self.allowedTries,
-                    message_of(exc))
+                    name, address, self._where_suffix(), req.tries, self.allowedTries, message_of(exc))
         return True
 
     def _retry_delay(self, req: _Request) -> float:
@@ -823,12 +849,63 @@ class TritonClient:
             return 0.0
         return min(MAX_RETRY_DELAY, self.retryDelay * 2 ** max(0, req.tries - 1))
 
-    def _ensure_shm_registered(self) -> None:
+    def _place(self, req: _Request) -> None:
+        """Make the request's tensors reachable by the server of this try: the shared memory regions registered
+        there first (once per server, again after it restarted), or, where that server cannot have them, the
+        tensors in the message. A region is never named on a server it was not registered with."""
         shm = self._shm
-        if shm is not None and shm.needs_registration:
+        if shm is None or not req.shm:
+            return
+        server = req.server or self.serverName
+        generation = self._service.generation(server) if self._routed() else 0
+        if not shm.registered_on(server, generation):
             with self._shm_lock:
-                if shm.needs_registration:
-                    shm.register(self._transport, CONTROL_TIMEOUT)
+                if not shm.registered_on(server, generation) and server not in shm.refused:
+                    why = self._shm_unusable(server)
+                    if not why:
+                        try:
+                            shm.register(req.transport or self._transport, CONTROL_TIMEOUT, server, generation)
+                        except Exception as exc:
+                            if is_recoverable(exc):
+                                raise  # the server did not answer: this try failed (retried or moved on)
+                            why = message_of(exc)
+                    if why:
+                        shm.refused[server] = why
+                        log.warning("%s: server '%s' cannot use this machine's shared memory (%s); its requests "
+                                    "carry their tensors in the messages", self._describe(), server, why)
+        if not shm.registered_on(server, generation):
+            self._inline(req)
+
+    def _shm_unusable(self, server: str) -> str:
+        """Why *server* cannot share this machine's memory ("" when it can: on this machine, Triton)."""
+        if server == self.serverName or self._service is None:
+            return ""  # probed when connecting
+        endpoint = self._service.endpoint(server)
+        return "" if endpoint.isLocal else f"{endpoint.address} is not on this machine"
+
+    def _inline(self, req: _Request) -> None:
+        """Rewrite a shared-memory request with its tensors in the message (read back from the regions)."""
+        from tritonclient.utils import triton_to_np_dtype
+
+        shm = self._shm
+        assert shm is not None and shm.input is not None
+        req.inputs = [TensorSpec(s.name, s.shape, s.datatype,
+                                 array=shm.input.read(s.offset, triton_to_np_dtype(s.datatype), tuple(s.shape)))
+                      if s.region else s for s in req.inputs]
+        req.outputs = [TensorSpec(s.name, (), s.datatype) if s.region else s for s in req.outputs]
+        req.shm_outputs = {}
+        req.shm = False
+        req.built = None
+
+    def _server_of(self, req: _Request | None = None) -> tuple[str, str]:
+        """Name and address of the server of *req*'s last try (the client's server without one)."""
+        name = (req.server if req is not None else "") or self.serverName
+        if name != self.serverName and self._service is not None:
+            try:
+                return name, self._service.endpoint(name).address
+            except KeyError:
+                return name, "?"
+        return name, self.serverAddress
 
     def _server_error(self, req: _Request, exc: BaseException) -> FrameworkError:
         if isinstance(exc, FrameworkError):
@@ -850,10 +927,11 @@ class TritonClient:
             hint = "the server rejected the request: check the inputs against the model's config.pbtxt."
         else:
             hint = "see the server's log for the cause."
+        name, address = self._server_of(req)
         return TritonServerError(
-            f"{self._describe()} on server '{self.serverName}' ({self.serverAddress}) failed"
+            f"{self._describe()} on server '{name}' ({address}) failed"
             f"{self._where_suffix()}{entry}{tries}: {message_of(exc)}\n  How to fix: {hint}",
-            model=self.modelName, server=self.serverName, address=self.serverAddress, event=self._where,
+            model=self.modelName, server=name, address=address, event=self._where,
             status=raw_status(exc), tries=req.tries)
 
     # ------------------------------------------------------------------ requests and results
@@ -867,18 +945,36 @@ class TritonClient:
         return req.built
 
     # ------------------------------------------------------------------ several servers: routing and failover
+    def _routed(self) -> bool:
+        return self._service is not None and (len(self._route) > 1 or bool(self._service.fallbackParams.enable))
+
+    def route(self, avoid: set[str] | frozenset[str] = frozenset(), last: str = "") -> Route:
+        """The server for the next try of a request (the service's best live server of the model not in *avoid*;
+        the one server without a service) and its connection. With several servers, hand it back with
+        :meth:`release` when the try ended."""
+        if not self._routed():
+            return Route(self.serverName, self._transport)
+        name = self._service.pick(self.modelName, avoid)
+        counted = name is not None
+        name = name or (last or self.serverName)  # none live: the last one (its error is reported)
+        return Route(name, self._transport_for(name), counted)
+
+    def release(self, route: Route, error: BaseException | None) -> None:
+        """A try sent along *route* ended (with *error*, or None): the service's health bookkeeping."""
+        if route.counted:
+            route.counted = False
+            self._service.requestDone(route.server, error, server_down=error is not None and self._unresponsive(error))
+
+    def _unresponsive(self, exc: BaseException) -> bool:
+        """The server did not answer (down, reset) or, where another server can take the request, not in time."""
+        return _server_down(exc) or (status_of(exc) == "DEADLINE_EXCEEDED" and self._routed())
+
     def _assign(self, req: _Request) -> None:
-        """Choose the server of this try (the service's best live server of the model; the one server without
-        a service) and its connection."""
-        if self._service is None or len(self._route) <= 1 and not self._service.fallbackParams.enable:
-            req.server, req.transport = self.serverName, self._transport
-            return
-        name = self._service.pick(self.modelName, req.avoid)
-        req.counted = name is not None
-        name = name or (req.server or self.serverName)  # none live: the last one (its error is reported)
-        if name != req.server:
+        """Choose the server of this try and its connection."""
+        route = self.route(req.avoid, req.server)
+        if route.server != req.server:
             req.built = None  # built for another server's transport
-        req.server, req.transport = name, self._transport_for(name)
+        req.server, req.transport, req.counted = route.server, route.transport, route.counted
 
     def _transport_for(self, server: str) -> Transport:
         transport = self._transports.get(server)
@@ -893,12 +989,12 @@ class TritonClient:
     def _done(self, req: _Request, error: BaseException | None) -> None:
         if req.counted:
             req.counted = False
-            self._service.requestDone(req.server, error, server_down=error is not None and _server_down(error))
+            self.release(Route(req.server, req.transport, True), error)
 
     def _fail_over(self, req: _Request, exc: BaseException) -> bool:
-        """The server did not answer: send the request at once to another live server (or the fallback)."""
-        if (self._service is None or not _server_down(exc) or req.failovers >= MAX_FAILOVERS
-                or (len(self._route) <= 1 and not self._service.fallbackParams.enable)):
+        """The server did not answer (or not in time): send the request at once to another live server (or the
+        fallback)."""
+        if not self._routed() or not self._unresponsive(exc) or req.failovers >= MAX_FAILOVERS:
             return False
         req.avoid.add(req.server)
         if not self._service.canServe(self.modelName, req.avoid):
@@ -906,9 +1002,20 @@ class TritonClient:
         req.failovers += 1
         with self._stats_lock:
             self.stats.failovers += 1
-        log.warning("%s: server '%s' did not answer%s (%s); sending the request to another server",
-                    self._describe(), req.server, self._where_suffix(), message_of(exc))
+        name, address = self._server_of(req)
+        log.warning("%s: server '%s' (%s) did not answer%s (%s); sending the request to another server",
+                    self._describe(), name, address, self._where_suffix(), message_of(exc))
         return True
+
+    def count_request(self) -> None:
+        """One more request sent (thread-safe; for requests sent on the client's behalf, e.g. merged ones)."""
+        with self._stats_lock:
+            self.stats.requests += 1
+
+    def redispatch(self, done: Callable[[BaseException | None], None]) -> None:
+        """Send this client's current event again in a request of its own (retries and failover included);
+        errors go to *done* (used for the events of a merged request that failed)."""
+        self._dispatch_alone(done)
 
     def _prepare(self) -> list[_Request]:
         """Check this event's inputs, derive the batch and lay out the requests (inputs written to shared
@@ -976,7 +1083,8 @@ class TritonClient:
                     shm_outputs[name] = (offset, shape)
                 else:
                     out_specs.append(TensorSpec(name, (), out.datatype))
-            requests.append(_Request(e, specs, out_specs, explicit, 1 if ragged else n, shm_outputs))
+            requests.append(_Request(e, specs, out_specs, explicit, 1 if ragged else n, shm_outputs,
+                                     shm=shm is not None))
         return requests
 
     def _check_given(self, inputs: list[TritonInputData]) -> None:
@@ -1000,10 +1108,11 @@ class TritonClient:
                 else:
                     array = (req.transport or transport).output(req.result, name)  # type: ignore[union-attr]
                     if array is None:
+                        server, address = self._server_of(req)
                         raise TritonServerError(
-                            f"{self._describe()}: the server '{self.serverName}' ({self.serverAddress}) returned no "
-                            f"output '{name}'{self._where_suffix()}", model=self.modelName, server=self.serverName,
-                            address=self.serverAddress, event=self._where)
+                            f"{self._describe()}: the server '{server}' ({address}) returned no "
+                            f"output '{name}'{self._where_suffix()}", model=self.modelName, server=server,
+                            address=address, event=self._where)
                 arrays.append(array)
             if ragged:
                 out.setResult([a[0] if self.batched and a.ndim and a.shape[0] == 1 else a for a in arrays])
@@ -1043,6 +1152,7 @@ def _data_type_name(value: int) -> str:
 __all__ = [
     "CLIENT_PARAMETERS",
     "ClientStats",
+    "Route",
     "EventLoopThread",
     "ServerAddress",
     "SslOptions",

@@ -29,7 +29,7 @@ import numpy as np
 from .transport import TensorSpec
 
 if TYPE_CHECKING:
-    from .client import TritonClient
+    from .client import Route, TritonClient
 
 log = logging.getLogger("framework.sonic")
 
@@ -115,31 +115,34 @@ class EventMerger:
     def _send(self, group: list[_Entry]) -> None:
         client = group[0].client
         names = list(group[0].arrays)
+        route: Route | None = None
         try:
+            route = client.route()  # the best live server now (several servers: health-aware)
             inputs = [TensorSpec(name, (), client.input[name].datatype) for name in names]
             for spec in inputs:
                 spec.array = pad_concat([e.arrays[spec.name] for e in group])
                 spec.shape = spec.array.shape
             outputs = [TensorSpec(name, (), out.datatype) for name, out in client.output.items()]
-            request = client.transport.make_request(client.modelName, client.modelVersion, inputs, outputs)
-            client.transport.infer_async(request, client.timeout, lambda result, error: self._back(group, result,
-                                                                                                   error))
+            request = route.transport.make_request(client.modelName, client.modelVersion, inputs, outputs)
+            route.transport.infer_async(request, client.timeout,
+                                        lambda result, error: self._back(group, route, result, error))
         except BaseException as exc:  # noqa: BLE001 - e.g. the connection failed: event by event
-            self._back(group, None, exc)
+            self._back(group, route, None, exc)
         with self._lock:
             self.requests += 1
             self.events += len(group)
-        with client._stats_lock:
-            client.stats.requests += 1
+        client.count_request()
 
-    def _back(self, group: list[_Entry], result: Any, error: BaseException | None) -> None:
+    def _back(self, group: list[_Entry], route: Route | None, result: Any, error: BaseException | None) -> None:
         try:
+            if route is not None:
+                group[0].client.release(route, error)
             if error is None:
-                self._deliver(group, result)
+                self._deliver(group, route, result)
             else:
                 log.debug("merged request of %d events failed (%s); sending them one by one", len(group), error)
                 for entry in group:
-                    entry.client._dispatch_alone(entry.done)
+                    entry.client.redispatch(entry.done)
         finally:
             with self._lock:
                 self._in_flight -= 1
@@ -147,15 +150,16 @@ class EventMerger:
             if nxt:
                 self._send(nxt)
 
-    def _deliver(self, group: list[_Entry], result: Any) -> None:
+    def _deliver(self, group: list[_Entry], route: Route | None, result: Any) -> None:
         client = group[0].client
+        transport = route.transport if route is not None else client.transport
         bounds = np.cumsum([e.batch for e in group])[:-1]
         split: dict[str, list[np.ndarray]] = {}
         for name in client.output:
-            array = client.transport.output(result, name)
+            array = transport.output(result, name)
             if array is None:
                 for entry in group:
-                    entry.client._dispatch_alone(entry.done)
+                    entry.client.redispatch(entry.done)
                 return
             split[name] = np.split(array, bounds)
         for k, entry in enumerate(group):

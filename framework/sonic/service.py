@@ -505,6 +505,13 @@ class TritonService(Service):
             server.requests += 1
             return server.name
 
+    def generation(self, server: str) -> int:
+        """How often *server* was seen going down in this job: state a client keeps on a server (its shared memory
+        registration) from an earlier generation is gone."""
+        with self._lock:
+            srv = self._servers.get(server)
+            return srv.downs if srv is not None else 0
+
     def canServe(self, model: str, exclude: Iterable[str] = ()) -> bool:
         """Whether a server not in *exclude* may take a request of *model* now (a live one, or the fallback)."""
         skip = set(exclude)

@@ -1,8 +1,11 @@
 """System shared memory between a SONIC client and a Triton server on the same machine.
 
-Each client owns two regions (inputs, outputs) made with :mod:`tritonclient.utils.shared_memory` and registered
-with its server. They grow when an event needs more, are re-registered after the server restarted, and are
-unregistered and unlinked at the end of the job. A module-level registry unlinks any region still alive at
+Each client owns two regions (inputs, outputs) made with :mod:`tritonclient.utils.shared_memory`. Registration
+is per server (a server knows only the regions registered with it): the client registers the pair with each
+server a request goes to before the request names the regions there (:meth:`ShmPair.registered_on`,
+:meth:`ShmPair.register`), forgets a server's registration when that server went away or restarted
+(:meth:`ShmPair.forget`), and registers again on every server after a region grew. At the end of the job the
+regions are unregistered from every server that has them and unlinked. A module-level registry unlinks any region still alive at
 interpreter exit, so that no ``/dev/shm`` segment outlives the job.
 """
 
@@ -49,7 +52,7 @@ def _unique_name(kind: str) -> str:
 
 
 class ShmRegion:
-    """One system shared memory region: created here, registered with one server."""
+    """One system shared memory region: created here, registered with any number of servers."""
 
     def __init__(self, kind: str, size: int):
         import tritonclient.utils.shared_memory as shm
@@ -58,15 +61,16 @@ class ShmRegion:
         self.key = "/" + self.name
         self.size = int(size)
         self.handle = shm.create_shared_memory_region(self.name, self.key, self.size, create_only=True)
-        self.registered_with: Any = None
+        self.registered_with: dict[str, Any] = {}
+        """Server name -> the transport it was registered through (to unregister at the end)."""
         self._view: np.ndarray | None = None
         with _live_lock:
             _live[self.name] = self
         log.debug("created shared memory region %s (%d bytes)", self.key, self.size)
 
-    def register(self, transport: Any, timeout: float | None = None) -> None:
-        """Register with the server of *transport* (a :class:`~framework.sonic.transport.Transport`; again, if
-        the server restarted meanwhile)."""
+    def register(self, transport: Any, timeout: float | None = None, server: str = "") -> None:
+        """Register with the server of *transport* (a :class:`~framework.sonic.transport.Transport`), known to
+        the job as *server* (again, if the server restarted meanwhile)."""
         from tritonclient.utils import InferenceServerException
 
         try:
@@ -74,7 +78,7 @@ class ShmRegion:
         except InferenceServerException as exc:
             if "already" not in str(exc).lower():  # registered before: nothing to do
                 raise
-        self.registered_with = transport
+        self.registered_with[server] = transport
 
     def _bytes(self) -> np.ndarray:
         """The whole region as a uint8 array (a view, made once)."""
@@ -104,13 +108,14 @@ class ShmRegion:
         with _live_lock:
             if _live.pop(self.name, None) is None:
                 return
-        client, self.registered_with = self.registered_with, None
+        servers, self.registered_with = self.registered_with, {}
         self._view = None  # the mapping cannot be released while a view of it exists
-        if client is not None:
+        for server, client in servers.items():
             try:
                 client.unregister_shm(self.name, timeout)
             except Exception as exc:  # noqa: BLE001 - the server may be gone; the region is unlinked anyway
-                log.debug("could not unregister shared memory region %s: %s", self.name, exc)
+                log.debug("could not unregister shared memory region %s from server '%s': %s", self.name, server,
+                          exc)
         try:
             shm.destroy_shared_memory_region(self.handle)
         except BufferError:
@@ -131,16 +136,22 @@ class ShmRegion:
 
 
 class ShmPair:
-    """The input and output regions of one client; :meth:`reserve` grows them as needed."""
+    """The input and output regions of one client; :meth:`reserve` grows them as needed.
+
+    The pair is registered per server: :meth:`registered_on` tells whether a server has both regions now.
+    """
 
     def __init__(self) -> None:
         self.input: ShmRegion | None = None
         self.output: ShmRegion | None = None
-        self.needs_registration = True
+        self._servers: dict[str, int] = {}  # server -> its generation when registered
+        self.refused: dict[str, str] = {}
+        """Servers that could not register the regions (e.g. not on this machine after all) -> why; requests to
+        them carry their tensors in the messages."""
 
     def reserve(self, input_bytes: int, output_bytes: int, timeout: float | None) -> None:
         """Make sure the regions hold *input_bytes* and *output_bytes*. A region made anew is registered with
-        the server by the next :meth:`register` (the client calls it where a failure is retried)."""
+        a server by the next :meth:`register` for it (the client registers before each request that needs it)."""
         for attr, kind, need in (("input", "in", input_bytes), ("output", "out", output_bytes)):
             region = getattr(self, attr)
             if need <= 0 or (region is not None and region.size >= need):
@@ -148,20 +159,39 @@ class ShmPair:
             if region is not None:
                 region.destroy(timeout)
             setattr(self, attr, ShmRegion(kind, _capacity(need)))
-            self.needs_registration = True
+            self._servers.clear()
 
-    def register(self, transport: Any, timeout: float | None) -> None:
+    def registered_on(self, server: str, generation: int = 0) -> bool:
+        """Whether *server* has both regions registered (as far as this client knows). *generation* counts the
+        times the job saw the server go down (:meth:`TritonService.generation`): a registration made before the
+        server last went down does not count."""
+        return self._servers.get(server) == generation
+
+    @property
+    def servers(self) -> set[str]:
+        """The servers the regions are registered with."""
+        return set(self._servers)
+
+    def register(self, transport: Any, timeout: float | None, server: str = "", generation: int = 0) -> None:
+        """Register both regions with *server* (through *transport*) in its *generation*."""
         for region in (self.input, self.output):
             if region is not None:
-                region.register(transport, timeout)
-        self.needs_registration = False
+                region.register(transport, timeout, server)
+        self._servers[server] = generation
+
+    def forget(self, server: str) -> None:
+        """*server* went away or restarted: it no longer has the regions; register again before naming them."""
+        self._servers.pop(server, None)
+        for region in (self.input, self.output):
+            if region is not None:
+                region.registered_with.pop(server, None)
 
     def destroy(self, timeout: float | None = 5.0) -> None:
         for region in (self.input, self.output):
             if region is not None:
                 region.destroy(timeout)
         self.input = self.output = None
-        self.needs_registration = True
+        self._servers.clear()
 
 
 def live_regions() -> list[str]:
