@@ -371,6 +371,7 @@ class TritonClient:
 
     def _setup_model(self) -> None:
         metadata, config = self._read_model()
+        self._v2_json(self._transport)
         local = None
         if self.modelConfigPath:
             from ..server.repository import read_model_config
@@ -984,7 +985,14 @@ class TritonClient:
                 if transport is None:
                     transport = self._transports[server] = make_transport(self._service.endpoint(server),
                                                                           self.compression)
+                    self._v2_json(transport)
         return transport
+
+    def _v2_json(self, transport: Transport | None) -> None:
+        """KServe-V2-only servers (MLServer) refuse Triton's binary tensors over HTTP (a 400, or a 500 when the
+        bytes are not UTF-8): JSON tensors from the first request on, on every server of this client."""
+        if transport is not None and self.v2only and transport.protocol == "http":
+            transport.json = True
 
     def _done(self, req: _Request, error: BaseException | None) -> None:
         if req.counted:
