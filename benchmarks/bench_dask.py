@@ -74,7 +74,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         files = [str(Path(tmp) / f"in{i}.root") for i in range(args.files)]
         for seed, path in enumerate(files, 1):
-            generate(path, args.events, seed)
+            generate(path, args.events, seed, first_event=1 + (seed - 1) * args.events)  # distinct event IDs
         total = args.files * args.events
         for rnd in range(args.repeat):
             for mode, w in cells:

@@ -17,7 +17,8 @@ options.register("sonic", 0, int, "1: run the ML producers via SONIC (Triton) in
 options.register("partModel", part.DEFAULT_MODEL_DIR, str, "ParT AK4 model directory (Triton layout)")
 options.register("deepmetModel", deepmet.DEFAULT_MODEL_DIR, str, "DeepMET model directory (Triton layout)")
 options.register("wantSummary", 1, int, "1: print the per-module timing table")
-options.register("mergeEvents", 1, int, "SONIC: up to this many events of the streams in one request (1 = each alone)")
+options.register("mergeEvents", 1, int, "SONIC: up to this many events of the streams in one request (1 = each alone)",
+                 minimum=1)
 options.setDefault("inputFiles", ["data/samples/sample.root"])
 options.setDefault("outputFile", "miniaod.root")
 options.parseArguments()

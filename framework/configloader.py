@@ -140,6 +140,16 @@ def resolve_customisation(spec: str) -> Callable[[Process], Process | None]:
     return import_object(spec, "customise", "function", callable, "mypackage.mycustoms.useCpu")
 
 
+def _source_parameters(source: Any) -> dict[str, Any]:
+    """The parameters of the source declaration's registered type (its own if the type is unknown)."""
+    from .core.registry import lookup
+
+    try:
+        return dict(lookup(source.type_(), "source").parameters)
+    except FrameworkError:
+        return dict(source.parameters_())
+
+
 def _reads_files(source: Any) -> bool:
     """Whether the source declaration (or its registered type) has a ``fileNames`` parameter."""
     if "fileNames" in source.parameters_():
@@ -164,6 +174,13 @@ def apply_standard_options(process: Process, opts: varparsing.Options) -> None:
         if process.source is None:
             raise ConfigurationError("skipEvents= given, but the config has no source")
         process.source.skipEvents = int(opts.skipEvents)
+    if opts.given("duplicateCheckMode"):
+        if process.source is None or "duplicateCheckMode" not in _source_parameters(process.source):
+            raise ConfigurationError(
+                "duplicateCheckMode= given, but the config's source "
+                f"({process.source.type_() if process.source is not None else 'none'}) reads no events with IDs "
+                "(RootSource and NuMLSource have it)")
+        process.source.duplicateCheckMode = str(opts.duplicateCheckMode)
     if opts.given("outputFile"):
         outputs = process.outputModules_()
         if not outputs:

@@ -67,7 +67,7 @@ class BlockSums(EDProducer):
 
     def beginRun(self, run):
         self.globalCache["run"] = 0
-        self.globalCache["hist"] = hist.Hist(hist.axis.Regular(20, 0, 400, name="event"))
+        self.globalCache["hist"] = hist.Hist(hist.axis.Regular(20, 0, 1000, name="event"))
 
     def endRun(self, run):
         run.put(np.int32(self.globalCache["run"]), "nEvents")

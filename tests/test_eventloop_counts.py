@@ -42,7 +42,9 @@ def _read(path, branches):
 
 def _root_process(files, out, *, max_events=-1, skip=None, chunk=1000):
     process = cms.Process("COUNT")
-    params = {"fileNames": [str(f) for f in files], "chunkSize": chunk}
+    # the files share their event numbers (and one is read twice): keep every entry (tests/test_io_duplicates.py
+    # covers the skipping of repeats)
+    params = {"fileNames": [str(f) for f in files], "chunkSize": chunk, "duplicateCheckMode": "noDuplicateCheck"}
     if skip is not None:
         params["skipEvents"] = skip
     process.source = cms.Source("RootSource", **params)

@@ -1,17 +1,19 @@
 """Command-line options of a config, VarParsing-style: ``key=value`` pairs after the config file.
 
 Standard options (``maxEvents``, ``inputFiles``, ``outputFile``, ``numThreads``, ``numStreams``,
-``skipEvents``, the SONIC server ones, ``procModifiers``, ``customise``, the executor's ``executor``, ``workers``,
+``skipEvents``, ``duplicateCheckMode``, the SONIC server ones, ``procModifiers``, ``customise``, the executor's ``executor``, ``workers``,
 ``scheduler``, ``chunkSize``, ``skipBadFiles``) are always registered; a config registers its own with :meth:`Options.register`
 and reads them after :meth:`Options.parseArguments`.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 from ..exceptions import ConfigurationError, did_you_mean
+from ..io.duplicates import MODES as DUPLICATE_MODES
 
 
 @dataclass
@@ -23,12 +25,48 @@ class Option:
     multiple: bool = False
     value: Any = None
     given: bool = False
+    allowed: tuple[Any, ...] | None = None  # the only values it takes (CMSSW's allowedValues)
+    minimum: Any = None  # the smallest value it takes (numbers)
+    maximum: Any = None  # the largest
 
     def convert(self, text: str) -> Any:
+        """The value of *text*, checked against what the option allows (:meth:`check`)."""
+        value = self.parse(text)
+        for v in (value if self.multiple else [value]):
+            self.check(v)
+        return value
+
+    def parse(self, text: str) -> Any:
+        """The value of *text* as the option's type (a list when ``multiple``), not checked."""
         if self.multiple:
             items = [t for t in (x.strip() for x in text.split(",")) if t]
             return [self._convert_one(t) for t in items]
         return self._convert_one(text)
+
+    def allowed_text(self) -> str:
+        """What the option accepts, for messages and ``help``: ``one of a, b``, ``>= 1``, ``0 to 9``, or ''."""
+        if self.allowed is not None:
+            return "one of " + ", ".join(str(a) for a in self.allowed)
+        if self.minimum is not None and self.maximum is not None:
+            return f"{self.minimum} to {self.maximum}"
+        if self.minimum is not None:
+            return f">= {self.minimum}"
+        if self.maximum is not None:
+            return f"<= {self.maximum}"
+        return ""
+
+    def check(self, value: Any) -> Any:
+        """*value* when the option allows it, else a :class:`ConfigurationError` naming the option, the value and
+        what is allowed."""
+        if self.allowed is not None and value not in self.allowed:
+            raise ConfigurationError(
+                f"option {self.name}={value}: not allowed; {self.name} must be {self.allowed_text()}."
+                f"{did_you_mean(str(value), [str(a) for a in self.allowed])}{f' ({self.help})' if self.help else ''}")
+        if (self.minimum is not None and value < self.minimum) or (self.maximum is not None and value > self.maximum):
+            raise ConfigurationError(
+                f"option {self.name}={value}: out of range; {self.name} must be {self.allowed_text()}"
+                f"{f' ({self.help})' if self.help else ''}.")
+        return value
 
     def _convert_one(self, text: str) -> Any:
         try:
@@ -49,9 +87,14 @@ class Option:
             ) from None
 
 
-STANDARD: list[tuple[str, Any, type, str, bool]] = [
+# name, default, type, help, multiple[, register()'s allowed / minimum / maximum]
+STANDARD: list[tuple] = [
     ("maxEvents", -1, int, "number of events to process (-1 = all)", False),
     ("skipEvents", 0, int, "number of input events to skip", False),
+    ("duplicateCheckMode", DUPLICATE_MODES[0], str, "events whose (run, lumi, event) repeats in the input (the source's "
+     "duplicateCheckMode, as CMSSW's PoolSource): checkAllFilesOpened (the sources' default) skips them, with a "
+     "warning and a count in the summary; checkEachFile only within a file; noDuplicateCheck processes them; "
+     "failOnDuplicate makes one an error", False, {"allowed": DUPLICATE_MODES}),
     ("inputFiles", [], str, "input ROOT files, comma-separated", True),
     ("outputFile", "", str, "output ROOT file (for the output module)", False),
     ("numThreads", 0, int, "number of threads (0 = the config's process.options)", False),
@@ -86,14 +129,26 @@ class Options:
     _parsed: bool = False
 
     def __post_init__(self) -> None:
-        for name, default, typ, help_, multiple in STANDARD:
-            self.register(name, default, typ, help_, multiple=multiple)
+        for name, default, typ, help_, multiple, *limits in STANDARD:
+            self.register(name, default, typ, help_, multiple=multiple, **(limits[0] if limits else {}))
 
-    def register(self, name: str, default: Any, type: type = str, help: str = "", *, multiple: bool = False) -> None:
-        """Register an option. Registering an existing name again replaces its default and help."""
+    def register(self, name: str, default: Any, type: type = str, help: str = "", *, multiple: bool = False,
+                 allowed: Iterable[Any] | None = None, minimum: Any = None, maximum: Any = None) -> None:
+        """Register an option. Registering an existing name again replaces its default and help.
+
+        *allowed*: the only values the option takes (``allowed=("grpc", "http")``); *minimum* / *maximum*: its
+        range (``minimum=1``). A value outside them on the command line is a :class:`ConfigurationError` naming
+        the option, the value and what is allowed; so is a default outside them (a mistake in the config)."""
         if not name.isidentifier():
             raise ConfigurationError(f"option names must be identifiers, got {name!r}")
-        opt = Option(name, default, type, help, multiple, list(default) if multiple else default)
+        opt = Option(name, default, type, help, multiple, list(default) if multiple else default,
+                     allowed=None if allowed is None else tuple(allowed), minimum=minimum, maximum=maximum)
+        for value in (default if multiple else [default]):
+            try:
+                opt.check(value)
+            except ConfigurationError as e:
+                raise ConfigurationError(f"options.register('{name}', default={default!r}, ...): the default is "
+                                         f"outside what it allows: {e}") from None
         old = self._options.get(name)
         if old is not None and old.given:
             opt.value, opt.given = old.value, True
@@ -106,6 +161,8 @@ class Options:
 
     def setDefault(self, name: str, value: Any) -> None:
         opt = self._get(name)
+        for v in (value if opt.multiple else [value]):
+            opt.check(v)
         opt.default = value
         if not opt.given:
             opt.value = value
@@ -127,9 +184,12 @@ class Options:
                 )
             opt = self._options[key]
             try:
-                opt.value, opt.given = opt.convert(text), True
+                value = opt.parse(text)
             except ConfigurationError as e:
                 raise ConfigurationError(f"{e} Valid keys: {self._keys()}") from None
+            for v in (value if opt.multiple else [value]):
+                opt.check(v)
+            opt.value, opt.given = value, True
         self._parsed = True
         return self
 
@@ -170,7 +230,8 @@ class Options:
         lines = ["Options (key=value):"]
         width = max(len(n) for n in self._options)
         for o in self._options.values():
-            lines.append(f"  {o.name:<{width}}  {o.help} [default: {o.default!r}]")
+            allowed = f" ({o.allowed_text()})" if o.allowed_text() else ""
+            lines.append(f"  {o.name:<{width}}  {o.help}{allowed} [default: {o.default!r}]")
         return "\n".join(lines)
 
 

@@ -138,7 +138,8 @@ def run_dask(path: str, args: list[str], *, progress: bool = True, modifiers: It
     outputs = _outputs(process)
     summary = ExecutorSummary(chunk_size=options.chunk_size, files=len(files))
     plan = planning.plan(files, sp.treeName, chunk_size=options.chunk_size, skip=int(sp.skipEvents),
-                         max_events=process.maxEventsValue(), skip_bad=options.skip_bad)
+                         max_events=process.maxEventsValue(), skip_bad=options.skip_bad,
+                         duplicate_mode=str(sp.duplicateCheckMode))
     summary.bad_files = list(plan.bad)
     if not plan.files:
         raise InputError(f"none of the {len(files)} input files can be read (skipBadFiles=1 skipped them all): "
@@ -183,6 +184,8 @@ def run_dask(path: str, args: list[str], *, progress: bool = True, modifiers: It
     report = merge_reports(done, planning.count_blocks(used, [(r["runs"], r["lumis"]) for r in done]),
                            time.perf_counter() - t0)
     report.warnings += warnings + [f"skipBadFiles: skipped {b.path}: {b.reason}" for b in summary.bad_files]
+    if plan.duplicates:
+        report.warnings.append(plan.duplicates)
     return report, process, summary
 
 
@@ -232,6 +235,7 @@ def _client(options: DaskOptions, summary: ExecutorSummary) -> Iterator[Any]:
     if logging.getLogger().getEffectiveLevel() > logging.DEBUG:  # dask's info lines only with -v
         logging.getLogger("distributed").setLevel(logging.WARNING)
     if options.scheduler:
+        check_scheduler_reachable(options.scheduler)
         try:
             client = Client(options.scheduler, timeout=30)
         except Exception as e:  # noqa: BLE001 - OSError, TimeoutError...
@@ -259,6 +263,33 @@ def _client(options: DaskOptions, summary: ExecutorSummary) -> Iterator[Any]:
         cluster.close()
 
 
+PROBE_TIMEOUT_S = 3.0
+
+
+def check_scheduler_reachable(address: str, timeout: float = PROBE_TIMEOUT_S) -> None:
+    """Fail in seconds when nothing listens at the scheduler's TCP *address* (``tcp://host:port``, ``host:port``;
+    ``tls://`` too), rather than after the client's 30 s of retries: an :class:`ExecutorError` naming the address
+    and how to fix it. Other schemes (``inproc://``, ``ucx://``) are left to the client."""
+    scheme, sep, rest = address.rpartition("://")
+    if sep and scheme not in ("tcp", "tls"):
+        return
+    host, colon, port_text = (rest if sep else address).rpartition(":")
+    host = host.strip("[]")
+    if not colon or not host or not port_text.isdigit():
+        raise ExecutorError(f"scheduler={address}: not an address of the form tcp://HOST:PORT (the Dask scheduler's "
+                            "port is 8786 by default, e.g. scheduler=tcp://127.0.0.1:8786)", exit_code=2)
+    fix = (f"Start one there (dask scheduler --host {host} --port {port_text}; dask worker tcp://{host}:{port_text}), "
+           "check the address, or leave scheduler= out for a local cluster.")
+    try:
+        with socket.create_connection((host, int(port_text)), timeout=timeout):
+            pass
+    except TimeoutError:
+        raise ExecutorError(f"cannot connect to the Dask scheduler at {address}: no answer within {timeout:.0f} s. "
+                            + fix) from None
+    except OSError as e:
+        raise ExecutorError(f"cannot connect to the Dask scheduler at {address}: {e.strerror or e}. " + fix) from None
+
+
 def _run_items(client: Any, specs: list[ItemSpec], options: DaskOptions, progress: bool,
                summary: ExecutorSummary) -> tuple[list[dict | None], list[planning.BadFile]]:
     """Submit every item and wait for all; return the results in item order (None for the items of a file
@@ -273,7 +304,7 @@ def _run_items(client: Any, specs: list[ItemSpec], options: DaskOptions, progres
     index = {f.key: n for n, f in enumerate(futures)}
     results: list[dict | None] = [None] * len(specs)
     bad: dict[int, planning.BadFile] = {}  # file index -> why
-    total = sum(s.item.entries for s in specs)
+    total = sum(s.item.events for s in specs)
     done_events = 0
     try:
         with Progress(enabled=progress) as bar:
@@ -294,7 +325,7 @@ def _run_items(client: Any, specs: list[ItemSpec], options: DaskOptions, progres
                             f.cancel()
                     continue
                 results[n] = result
-                done_events += item.entries
+                done_events += item.events
                 bar(done_events, total)
     finally:
         client.cancel([f for f in futures if not f.done()])

@@ -28,7 +28,7 @@ SHARED_SERVER_NAME = "sharedFallback"
 
 # options the driver owns: the executor's, and those it narrows per work item
 DRIVER_OPTIONS = ("executor", "workers", "scheduler", "chunkSize", "skipBadFiles",
-                  "inputFiles", "skipEvents", "maxEvents", "outputFile")
+                  "inputFiles", "skipEvents", "maxEvents", "outputFile", "duplicateCheckMode")
 
 _one_job = threading.Lock()
 
@@ -98,8 +98,11 @@ def _run(spec: ItemSpec):
     from ..core.processor import EventProcessor
 
     item = spec.item
-    args = [*spec.args, f"inputFiles={item.file}", f"skipEvents={item.start}", f"maxEvents={item.entries}"]
+    args = [*spec.args, f"inputFiles={item.file}", f"skipEvents={item.start}", f"maxEvents={item.events}"]
     process, _ = load_config(spec.config, args, modifiers=spec.modifiers, customise=spec.customise)
+    # the driver found the repeated events over all the files at planning: skip exactly those, check nothing here
+    process.source.duplicateCheckMode = "noDuplicateCheck"
+    process.source.entriesToSkip = list(item.skip)
     for label, out in process.outputModules_().items():
         out.fileName = spec.outputs[label]
     if spec.shared_server is not None:

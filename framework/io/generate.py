@@ -916,7 +916,7 @@ def _apply_lumi_plan(flat: dict[str, np.ndarray], plan: LumiPlan, idx: np.ndarra
 def generate(path: str | os.PathLike, n_events: int, seed: int, *, run: int = 1, events_per_lumi: int = 100,
              compression: str = "zlib", level: int = 1, lumis_per_run: int | None = None,
              bad_lumis: Mapping[Any, Any] | Iterable[Any] | str | None = None, anomaly: str | Sequence[str] = "met-tail",
-             branches: Sequence[str] | None = None) -> None:
+             branches: Sequence[str] | None = None, first_event: int = 1) -> None:
     """Write ``n_events`` generated events to the ROOT file ``path`` (tree ``Events``).
 
     The content is a deterministic function of ``seed``, ``run`` and ``events_per_lumi`` (and of the options
@@ -928,7 +928,10 @@ def generate(path: str | os.PathLike, n_events: int, seed: int, *, run: int = 1,
     ``[(run, lumi), lumi, ...]`` with ``anomaly``, or the CLI's text ``"2:7,2:9=dead-region"``); either adds a
     ``LuminosityBlocks`` tree with the truth (``isBad``, ``anomalies`` bit mask, ``nEvents``). ``branches``:
     glob patterns of the branches to write (IDs always; ``MET_sumEt``/``MET_significance`` only this way, e.g.
-    ``["*"]``). Without these options the output is exactly what it was before they existed.
+    ``["*"]``). ``first_event``: the ``event`` number of the first event (the others follow; the physics does not
+    change): files meant to be read together get distinct ``(run, luminosityBlock, event)`` this way (or with
+    distinct ``run``), else the source skips the repeats (``duplicateCheckMode``). Without these options the output
+    is exactly what it was before they existed.
     """
     import uproot  # heavy import, only here
 
@@ -939,6 +942,8 @@ def generate(path: str | os.PathLike, n_events: int, seed: int, *, run: int = 1,
         raise ValueError(f"events_per_lumi must be >= 1, got {events_per_lumi}")
     if not 0 <= run < 2**32:
         raise ValueError(f"run must fit in uint32, got {run}")
+    if first_event < 1:
+        raise ValueError(f"first_event must be >= 1, got {first_event}")
     codecs = {"zlib": uproot.ZLIB, "lzma": uproot.LZMA}
     if compression not in codecs:
         raise ValueError(f"compression must be one of {sorted(codecs)}, got {compression!r}")
@@ -967,6 +972,8 @@ def generate(path: str | os.PathLike, n_events: int, seed: int, *, run: int = 1,
                     ids, n_ids = np.unique(np.stack([flat["run"], flat["luminosityBlock"]]), axis=1, return_counts=True)
                     for (r, lumi), n in zip(ids.T.tolist(), n_ids.tolist()):
                         counts[(r, lumi)] = counts.get((r, lumi), 0) + n
+                if first_event != 1:
+                    flat["event"] = flat["event"] + np.uint64(first_event - 1)
                 tree.extend(_to_tree_chunk(flat, names))
                 log.debug("generated events %d-%d", start, start + size - 1)
             if truth:
@@ -993,6 +1000,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--events", "-n", type=int, default=1000, help="number of events (default 1000)")
     parser.add_argument("--seed", type=int, default=1, help="random seed (default 1)")
     parser.add_argument("--run", type=int, default=1, help="run number (default 1)")
+    parser.add_argument("--first-event", type=int, default=1,
+                        help="event number of the first event (default 1); files read together need distinct "
+                             "(run, lumi, event): give each its own --run or --first-event")
     parser.add_argument("--events-per-lumi", type=int, default=100, help="events per luminosity block")
     parser.add_argument("--compression", choices=("zlib", "lzma"), default="zlib")
     parser.add_argument("--level", type=int, default=1, help="compression level 1-9 (default 1)")
@@ -1020,7 +1030,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.flavour == "generated":
             generate(args.output, args.events, args.seed, run=args.run, events_per_lumi=args.events_per_lumi,
                      compression=args.compression, level=args.level, lumis_per_run=args.lumis_per_run,
-                     bad_lumis=args.bad_lumis, anomaly=args.anomaly, branches=branches)
+                     bad_lumis=args.bad_lumis, anomaly=args.anomaly, branches=branches, first_event=args.first_event)
         elif args.lumis_per_run is not None or args.bad_lumis is not None or branches is not None:
             raise ValueError("--lumis-per-run, --bad-lumis and --branches need --flavour generated")
         else:
@@ -1030,7 +1040,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             tmp = out.parent / f".{out.name}.{os.getpid()}.generated.tmp"
             try:
                 generate(tmp, args.events, args.seed, run=args.run, events_per_lumi=args.events_per_lumi,
-                         compression=args.compression, level=args.level)
+                         compression=args.compression, level=args.level, first_event=args.first_event)
                 write_released(tmp, out)
             finally:
                 tmp.unlink(missing_ok=True)

@@ -32,6 +32,7 @@ import numpy as np
 from ..core.module import Source
 from ..core.registry import register
 from ..exceptions import InputError, did_you_mean, nearest
+from . import duplicates
 from .chunk import Chunk, Column, SourceEvent
 
 log = logging.getLogger(__name__)
@@ -299,10 +300,12 @@ class NuMLSource(Source):
         "fileNames": [],
         "skipEvents": 0,
         "chunkSize": 100,
+        "duplicateCheckMode": duplicates.DEFAULT_MODE,  # repeated (run, subrun, event): see framework/io/duplicates.py
     }
 
     def __init__(self, label, params, globalCache=None):
         super().__init__(label, params, globalCache)
+        duplicates.check_mode(params.get("duplicateCheckMode", duplicates.DEFAULT_MODE), f"source '{label}' (NuMLSource)")
         self.paths: list[str] = [_locate(f) for f in params.fileNames]
         self._lock = threading.RLock()
         self._open: tuple[str, Any] | None = None
@@ -333,7 +336,13 @@ class NuMLSource(Source):
         self._plan: list[tuple[int, int, int]] = []
         first = np.concatenate([[0], np.cumsum(entries)])  # events before each file
         size = max(1, int(self.params.chunkSize))
-        lo, hi = skip, skip + expected
+        self._duplicates = duplicates.DuplicateChecker(
+            self.params.get("duplicateCheckMode", duplicates.DEFAULT_MODE), self.paths,
+            f"source '{self.label}' (NuMLSource)")
+        self._max_events = max_events
+        self._delivered = 0
+        # with the check on, repeats skipped do not count toward maxEvents: plan to the end, stop in next()
+        lo, hi = skip, (skip + available if self._duplicates.active else skip + expected)
         for i in range(len(entries)):
             a, b = max(lo, first[i]) - first[i], min(hi, first[i + 1]) - first[i]
             self._plan += [(i, s, min(b, s + size)) for s in range(int(a), int(b), size)]
@@ -379,7 +388,8 @@ class NuMLSource(Source):
         return self._expected
 
     def warnings(self) -> list[str]:
-        return list(self._warnings)
+        summary = self._duplicates.summary() if hasattr(self, "_duplicates") else None
+        return list(self._warnings) + ([summary] if summary else [])
 
     # ------------------------------------------------------------------ reading
     def _reader(self, index: int):
@@ -429,19 +439,26 @@ class NuMLSource(Source):
                 self._open = None
 
     def next(self) -> SourceEvent | None:
-        c = self._chunk
-        if c is None or self._local >= len(c):
-            plan = next(self._chunk_iter, None)
-            if plan is None:
-                return None
-            index, start, stop = plan
-            c = self._chunk = Chunk(self._layouts[index].path, start, stop, self._reader(index))
-            c.preload([*self._required, *(n for n in ID_COLUMNS if n not in self._required)])
-            self._local = 0
-        local = self._local
-        self._local += 1
-        ids = tuple(int(c.column(n).content[local]) for n in ID_COLUMNS)
-        return SourceEvent(c, local, c.start + local, c.file_name, ids)
+        while self._max_events < 0 or self._delivered < self._max_events:
+            c = self._chunk
+            if c is None or self._local >= len(c):
+                plan = next(self._chunk_iter, None)
+                if plan is None:
+                    return None
+                index, start, stop = plan
+                c = self._chunk = Chunk(self._layouts[index].path, start, stop, self._reader(index))
+                c.preload([*self._required, *(n for n in ID_COLUMNS if n not in self._required)])
+                self._local = 0
+                self._chunk_file = index
+            local = self._local
+            self._local += 1
+            ids = tuple(int(c.column(n).content[local]) for n in ID_COLUMNS)
+            if (self._layouts[self._chunk_file].ids is not None and self._duplicates.active
+                    and self._duplicates.is_duplicate(ids, self._chunk_file, c.start + local)):
+                continue
+            self._delivered += 1
+            return SourceEvent(c, local, c.start + local, c.file_name, ids)
+        return None
 
     def close(self) -> None:
         with self._lock:

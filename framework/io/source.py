@@ -12,7 +12,7 @@ import uproot
 from ..core.module import Source
 from ..core.registry import register
 from ..exceptions import InputError, did_you_mean, nearest
-from . import pfnano
+from . import duplicates, pfnano
 from .chunk import Chunk, Column, SourceEvent
 
 log = logging.getLogger(__name__)
@@ -81,17 +81,25 @@ def _locate(path: str) -> str:
 @register("RootSource")
 class RootSource(Source):
     """Reads flat trees (NanoAOD ``Events``) from one or more ROOT files, in chunks of
-    ``chunkSize`` entries; only the branches that modules and outputs use are read."""
+    ``chunkSize`` entries; only the branches that modules and outputs use are read.
+
+    ``duplicateCheckMode``: what to do with an event whose (run, luminosityBlock, event) was read before
+    (:mod:`.duplicates`: ``checkAllFilesOpened``, the default, skips it; ``checkEachFile``, ``noDuplicateCheck``,
+    ``failOnDuplicate``). ``entriesToSkip``: entries (counted over the input files, as ``skipEvents``) not
+    processed and not counted toward ``maxEvents``; ``executor=dask`` gives each work item the repeats it found."""
 
     parameters = {
         "fileNames": [],
         "treeName": "Events",
         "skipEvents": 0,
         "chunkSize": 1000,
+        "duplicateCheckMode": duplicates.DEFAULT_MODE,
+        "entriesToSkip": [],
     }
 
     def __init__(self, label, params, globalCache=None):
         super().__init__(label, params, globalCache)
+        duplicates.check_mode(params.get("duplicateCheckMode", duplicates.DEFAULT_MODE), f"source '{label}' (RootSource)")
         self.files: list[str] = [_locate(f) for f in params.fileNames]
         self._warnings: list[str] = []
         self._derived: dict[str, dict[str, pfnano.Derivation]] = {}  # per file: canonical branches it derives
@@ -134,6 +142,11 @@ class RootSource(Source):
         self._to_skip = skip
         self._delivered = 0
         self._chunk: Chunk | None = None
+        self._before = [sum(self._entries[:i]) for i in range(len(self._entries))]  # entries before each file
+        self._skip_entries = {int(e) for e in self.params.get("entriesToSkip", [])}
+        self._duplicates = duplicates.DuplicateChecker(
+            self.params.get("duplicateCheckMode", duplicates.DEFAULT_MODE), self.files,
+            f"source '{self.label}' (RootSource)")
 
     def branchNames(self) -> list[str]:
         return list(self._branches[0]) if self._branches else []
@@ -185,7 +198,8 @@ class RootSource(Source):
         return self._expected
 
     def warnings(self) -> list[str]:
-        return list(self._warnings)
+        summary = self._duplicates.summary() if hasattr(self, "_duplicates") else None
+        return list(self._warnings) + ([summary] if summary else [])
 
     # ------------------------------------------------------------------ reading
     def _reader(self, path: str):
@@ -258,9 +272,16 @@ class RootSource(Source):
                 self._chunk = c
             entry = self._entry
             self._entry += 1
+            if self._skip_entries and self._before[self._file_index] + entry in self._skip_entries:
+                continue
+            if self._has_ids[self._file_index]:
+                event = SourceEvent(c, entry - c.start, entry, path)
+                if self._duplicates.active and self._duplicates.is_duplicate(event.event_id(), self._file_index, entry):
+                    continue
+            else:  # no IDs in the file: made up from the entry, not checked for repeats
+                event = SourceEvent(c, entry - c.start, entry, path, (1, 1, entry + 1))
             self._delivered += 1
-            event_id = None if self._has_ids[self._file_index] else (1, 1, entry + 1)
-            return SourceEvent(c, entry - c.start, entry, path, event_id)
+            return event
         return None
 
     def close(self) -> None:
