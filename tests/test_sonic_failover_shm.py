@@ -191,3 +191,45 @@ def test_server_back_on_its_port_gets_traffic_again_and_nothing_leaks(given_serv
     pids = [p for p in _fallback_pids(messages) if p not in given_pids]
     assert len(pids) == 1 and not pid_alive(pids[0]), pids  # started once, stopped with the job
     assert _sockets() <= sockets_before + 2  # no connection per cycle survives the job
+
+
+@pytest.mark.parametrize("protocol", ["grpc", "http"])
+def test_main_job_on_one_given_server_killed_equals_the_direct_run(tmp_path, protocol):
+    """The issue's case on the main job: ``sonic=1 address=127.0.0.1 port=P numStreams=4`` (shared memory on), the
+    server SIGKILLed at event 40 of 150: the fallback takes over, every event is written once, and the outputs equal
+    the direct run within the twins' tolerance."""
+    from framework.paths import DATA_MODELS
+    from framework.runner import run_config
+    from tests.main_fixtures import (
+        CONFIG,
+        assert_same_events,
+        assert_twins_agree,
+        in_repo,
+        read_output,
+        run_main,
+    )
+    from tests.test_sonic_failover import FailoverTestKiller  # noqa: F401 - registers the killer
+
+    job = ["maxEvents=150", "wantSummary=0", "numStreams=4"]
+    direct = run_main(tmp_path / "direct.root", *job).arrays()
+    out = tmp_path / "sonic.root"
+    with LocalTritonServer([DATA_MODELS], device="cpu", models=["particletransformer_AK4", "deepmet"]) as given:
+        port = given.http_port if protocol == "http" else given.grpc_port
+
+        def killer(process):
+            process.killer = cms.EDAnalyzer("FailoverTestKiller", pgid=cms.int32(given.pid), atEvent=cms.int32(40))
+            process.killpath = cms.Path(process.killer)
+
+        with in_repo():
+            report, _ = run_config(str(CONFIG), [*job, "sonic=1", f"protocol={protocol}", "address=127.0.0.1",
+                                                 f"port={port}", f"outputFile={out}"], progress=False,
+                                   customise=[killer])
+        assert not pid_alive(given.pid)
+    sonic = read_output(out)
+    assert report.processed == 150
+    assert_same_events(direct, sonic, "one given server, killed")
+    assert_twins_agree(direct, sonic, "one given server, killed")
+    lines = _server_lines(report)
+    assert set(lines) == {"default", "fallback"} and "went down" in lines["default"], report.services
+    assert " 0 failed" in lines["fallback"], lines
+    assert client_shm_segments() == [] and live_regions() == []
