@@ -27,10 +27,23 @@ from .enableSonicTriton_cff import (
 from .nuGraph3SonicTriton_cff import nuGraph3SonicTriton
 from .particleTransformerAK4SonicTriton_cff import particleTransformerAK4SonicTriton
 
+MODIFIERS_GROUP = "framework.modifiers"
+"""Entry-point group of process modifiers: name = the modifier's name, value = ``package.module:modifier``."""
+
 
 def available() -> dict[str, Modifier]:
-    """The modifiers of this package by name."""
-    return {name: value for name, value in globals().items() if isinstance(value, Modifier)}
+    """The modifiers by name: this package's and those of the installed plug-ins (entry points, loaded)."""
+    from framework.core.registry import entry_points, load_entry_point
+
+    known = {name: value for name, value in globals().items() if isinstance(value, Modifier)}
+    for name, ep in entry_points(MODIFIERS_GROUP).items():
+        if name not in known:
+            value = load_entry_point(ep, "process modifier")
+            if not isinstance(value, Modifier):
+                raise ConfigurationError(f"process modifier '{name}': the entry point {ep.value} names {value!r}, "
+                                         "not a Modifier")
+            known[name] = value
+    return known
 
 
 def by_name(names: list[str] | tuple[str, ...], where: str = "procModifiers") -> list[Modifier]:
@@ -48,7 +61,8 @@ def by_name(names: list[str] | tuple[str, ...], where: str = "procModifiers") ->
         if name not in known:
             raise ConfigurationError(
                 f"{where}: unknown process modifier '{name}'.{did_you_mean(name, known)} "
-                f"Valid: {', '.join(sorted(known))} (defined in framework/modifiers/), or module.name of your own"
+                f"Valid: {', '.join(sorted(known))} (framework/modifiers/ and the entry points of group "
+                f"'{MODIFIERS_GROUP}' of the installed packages), or module.name of your own"
             )
         result.append(known[name])
     return result
