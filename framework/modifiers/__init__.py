@@ -15,17 +15,13 @@ from __future__ import annotations
 from framework.config.modifiers import Modifier
 from framework.exceptions import ConfigurationError, did_you_mean
 
-from .allSonicTriton_cff import allSonicTriton
-from .deepMETSonicTriton_cff import deepMETSonicTriton
-from .dqmNMFSonic_cff import dqmNMFSonic
+from .allSonicTriton_cff import ALL_SONIC_GROUP, allSonicTriton
 from .enableSonicTriton_cff import (
     TRITON_FALLBACK_DEFAULTS,
     enableSonicTriton,
     enableSonicTritonProcess,
     tritonService,
 )
-from .nuGraph3SonicTriton_cff import nuGraph3SonicTriton
-from .particleTransformerAK4SonicTriton_cff import particleTransformerAK4SonicTriton
 
 MODIFIERS_GROUP = "framework.modifiers"
 """Entry-point group of process modifiers: name = the modifier's name, value = ``package.module:modifier``."""
@@ -68,7 +64,18 @@ def by_name(names: list[str] | tuple[str, ...], where: str = "procModifiers") ->
     return result
 
 
+def __getattr__(name: str) -> Modifier:
+    """``from framework.modifiers import particleTransformerAK4SonicTriton`` keeps working: a modifier of an
+    installed plug-in by its entry-point name."""
+    from framework.core.registry import entry_points, load_entry_point
+
+    ep = entry_points(MODIFIERS_GROUP).get(name)
+    if ep is None:
+        raise AttributeError(f"module 'framework.modifiers' has no attribute '{name}'")
+    return load_entry_point(ep, "process modifier")
+
+
 __all__ = [
-    "TRITON_FALLBACK_DEFAULTS", "allSonicTriton", "available", "by_name", "deepMETSonicTriton", "dqmNMFSonic", "enableSonicTriton",
-    "enableSonicTritonProcess", "nuGraph3SonicTriton", "particleTransformerAK4SonicTriton", "tritonService",
+    "ALL_SONIC_GROUP", "MODIFIERS_GROUP", "TRITON_FALLBACK_DEFAULTS", "allSonicTriton", "available", "by_name",
+    "enableSonicTriton", "enableSonicTritonProcess", "tritonService",
 ]
