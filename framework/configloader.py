@@ -7,13 +7,14 @@ applied after the config (as ``customise=module.function`` does; cmsDriver's ``-
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import os
 import pkgutil
 import runpy
 import sys
 import traceback
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from .config import varparsing
@@ -57,11 +58,31 @@ def load_config(path: str, args: Iterable[str] = (), *, modifiers: Iterable[Modi
     return process, opts
 
 
+@contextlib.contextmanager
+def _config_folder_importable(path: str) -> Iterator[None]:
+    """The config's folder first on ``sys.path`` while it runs (as ``python config.py`` would have it), so that a
+    config imports the package beside it; kept afterwards if the config imported from it (its modules stay)."""
+    folder = os.path.dirname(os.path.abspath(path))
+    if folder in sys.path:
+        yield
+        return
+    sys.path.insert(0, folder)
+    before = set(sys.modules)
+    try:
+        yield
+    finally:
+        used = any(getattr(sys.modules.get(m), "__file__", None) and
+                   str(getattr(sys.modules[m], "__file__", "")).startswith(folder + os.sep)
+                   for m in set(sys.modules) - before)
+        if not used and folder in sys.path:
+            sys.path.remove(folder)
+
+
 def execute_config(path: str, *, modifiers: Iterable[Modifier] = ()) -> Process:
     """Run the config file at *path* (its options are not checked) with *modifiers* chosen for the
     Process it creates, besides those of an enclosing load; return that Process. A wrapper config
     (configs/run_sonic.py) runs the config it wraps with this."""
-    with configuring(extra=modifiers):
+    with configuring(extra=modifiers), _config_folder_importable(path):
         try:
             namespace = runpy.run_path(path, run_name="__config__")
         except (FrameworkError, varparsing.OptionsHelp, SystemExit, KeyboardInterrupt):
