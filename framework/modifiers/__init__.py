@@ -49,7 +49,7 @@ def by_name(names: list[str] | tuple[str, ...], where: str = "procModifiers") ->
     result = []
     for name in names:
         if "." in name:
-            from framework.configloader import import_object
+            from framework.imports import import_object
 
             result.append(import_object(name, where, "modifier", lambda v: isinstance(v, Modifier),
                                         "mypackage.modifiers.myModelSonicTriton"))
