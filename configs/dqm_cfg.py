@@ -14,9 +14,9 @@ sections are bad (isBad, anomalies). Read the histograms back with producers.dqm
 
 import framework.config as cms
 from framework.config import options
-from framework.modifiers import dqmNMFSonic
 from producers.dqm import cff as dqm
 from producers.dqm_nmf import cff as dqmnmf
+from producers.dqm_nmf.modifiers import dqmNMFSonic
 
 options.register("wantSummary", 0, int, "1: print the per-module timing table")
 options.register("sonic", 0, int, "1: score the sections on MLServer (SONIC client) instead of in-process")

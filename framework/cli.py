@@ -22,7 +22,7 @@ commands:
   generate --events N --seed S OUT.root   write a sample of AOD-like events
   generate-nugraph --events N --seed S OUT.h5   write LArTPC-like events (NuML HDF5) for NuGraph
   export-model MODULE:FUNCTION --out DIR --name NAME   export a PyTorch model to a Triton repository (ONNX)
-  dqm-report OUTPUT.root --out DIR   the DQM anomaly score per lumi section: report and plot
+  dqm-report OUTPUT.root --out DIR   the DQM anomaly score per lumi section: report and plot (a plug-in command)
 
 global flags (before or after the command): -v/--verbose, -q/--quiet, --traceback
 """
@@ -35,8 +35,21 @@ SUBCOMMANDS = {
     "generate": ("framework.io.generate", "main"),
     "generate-nugraph": ("framework.io.nugraph_generate", "main"),
     "export-model": ("framework.ml.export", "main"),
-    "dqm-report": ("producers.dqm_nmf.report", "main"),
 }
+"""The framework's own commands; installed packages add theirs by entry point (:data:`COMMANDS_GROUP`)."""
+
+COMMANDS_GROUP = "framework.commands"
+"""Entry-point group of commands: name = the command, value = ``package.module:function`` (called with the
+command's arguments, returns the exit code)."""
+
+
+def commands() -> dict[str, tuple[str, str]]:
+    """Every command: the framework's and those of the installed plug-ins (a plug-in cannot replace one)."""
+    from .core.registry import entry_points
+
+    found = {name: tuple(ep.value.split(":", 1)) for name, ep in entry_points(COMMANDS_GROUP).items()
+             if ":" in ep.value}
+    return {**found, **SUBCOMMANDS}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -61,12 +74,13 @@ def main(argv: list[str] | None = None) -> int:
         print(USAGE)
         return 0 if rest else 2
     command, args = rest[0], rest[1:]
-    if command not in SUBCOMMANDS:
+    known = commands()
+    if command not in known:
         from .exceptions import did_you_mean
 
-        print(f"error: unknown command '{command}'.{did_you_mean(command, SUBCOMMANDS)}\n\n{USAGE}", file=sys.stderr)
+        print(f"error: unknown command '{command}'.{did_you_mean(command, known)}\n\n{USAGE}", file=sys.stderr)
         return 2
-    module_name, func = SUBCOMMANDS[command]
+    module_name, func = known[command]
     stop = signals.StopOnSignals()  # SIGTERM stops like Ctrl-C
     try:
         with stop:

@@ -7,19 +7,19 @@ applied after the config (as ``customise=module.function`` does; cmsDriver's ``-
 
 from __future__ import annotations
 
-import importlib
+import contextlib
 import os
-import pkgutil
 import runpy
 import sys
 import traceback
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from .config import varparsing
 from .config.modifiers import Modifier, configuring
 from .config.process import Process
-from .exceptions import ConfigurationError, FrameworkError, did_you_mean
+from .exceptions import ConfigurationError, FrameworkError
+from .imports import import_object
 
 Customisation = str | Callable[[Process], Process | None]
 
@@ -57,11 +57,31 @@ def load_config(path: str, args: Iterable[str] = (), *, modifiers: Iterable[Modi
     return process, opts
 
 
+@contextlib.contextmanager
+def _config_folder_importable(path: str) -> Iterator[None]:
+    """The config's folder first on ``sys.path`` while it runs (as ``python config.py`` would have it), so that a
+    config imports the package beside it; kept afterwards if the config imported from it (its modules stay)."""
+    folder = os.path.dirname(os.path.abspath(path))
+    if folder in sys.path:
+        yield
+        return
+    sys.path.insert(0, folder)
+    before = set(sys.modules)
+    try:
+        yield
+    finally:
+        used = any(getattr(sys.modules.get(m), "__file__", None) and
+                   str(getattr(sys.modules[m], "__file__", "")).startswith(folder + os.sep)
+                   for m in set(sys.modules) - before)
+        if not used and folder in sys.path:
+            sys.path.remove(folder)
+
+
 def execute_config(path: str, *, modifiers: Iterable[Modifier] = ()) -> Process:
     """Run the config file at *path* (its options are not checked) with *modifiers* chosen for the
     Process it creates, besides those of an enclosing load; return that Process. A wrapper config
     (configs/run_sonic.py) runs the config it wraps with this."""
-    with configuring(extra=modifiers):
+    with configuring(extra=modifiers), _config_folder_importable(path):
         try:
             namespace = runpy.run_path(path, run_name="__config__")
         except (FrameworkError, varparsing.OptionsHelp, SystemExit, KeyboardInterrupt):
@@ -99,40 +119,6 @@ def apply_customisations(process: Process, customisations: Iterable[Customisatio
                 )
             process = result
     return process
-
-
-def import_object(spec: str, option: str, kind: str, accept: Callable[[Any], bool], example: str) -> Any:
-    """The object named ``module.name`` (``pkg/module.name`` too, as cmsDriver writes it) for the option
-    *option*; a ConfigurationError naming the nearest modules or names (of the *kind* that *accept*) otherwise."""
-    module_name, _, attr = spec.strip().replace("/", ".").rpartition(".")
-    if not module_name or not attr.isidentifier():
-        raise ConfigurationError(f"{option}={spec!r}: expected module.{kind}, e.g. {option}={example}")
-    try:
-        module = importlib.import_module(module_name)
-    except ModuleNotFoundError as e:
-        if not e.name or not (module_name == e.name or module_name.startswith(e.name + ".")):
-            raise ConfigurationError(f"{option}={spec!r}: importing {module_name} failed: {e}") from e
-        parent, _, leaf = e.name.rpartition(".")
-        try:
-            search = importlib.import_module(parent).__path__ if parent else None
-        except (ImportError, AttributeError):
-            search = None
-        candidates = sorted(m.name for m in pkgutil.iter_modules(search))
-        listing = f" Modules in {parent}: {', '.join(candidates)}." if parent and candidates else ""
-        raise ConfigurationError(
-            f"{option}={spec!r}: no module '{e.name}'.{did_you_mean(leaf, candidates)}{listing}"
-        ) from None
-    except Exception as e:  # noqa: BLE001
-        raise ConfigurationError(f"{option}={spec!r}: importing {module_name} failed: {type(e).__name__}: {e}") from e
-    value = getattr(module, attr, None)
-    if value is None or not accept(value):
-        names = sorted(n for n, v in vars(module).items() if not n.startswith("_") and accept(v)
-                       and (kind != "function" or getattr(v, "__module__", None) == module.__name__))
-        raise ConfigurationError(
-            f"{option}={spec!r}: module {module_name} has no {kind} '{attr}'."
-            f"{did_you_mean(attr, names)} {kind.capitalize()}s there: {', '.join(names) or 'none'}"
-        )
-    return value
 
 
 def resolve_customisation(spec: str) -> Callable[[Process], Process | None]:

@@ -32,10 +32,17 @@ def run_config(path: str, args: list[str], *, progress: bool = True, modifiers: 
     return report, process
 
 
+RUN_USAGE = """usage: python -m framework run CONFIG [key=value ...] [--report=FILE.json]
+
+Run a config (like cmsRun CONFIG key=value ...). `python -m framework run CONFIG help` lists the config's options
+(maxEvents, inputFiles, outputFile, numThreads, numStreams, address, port, protocol, procModifiers, customise,
+executor, ... and those the config registers)."""
+
+
 def main_run(args: list[str]) -> int:
-    if not args:
-        print("usage: python -m framework run CONFIG [key=value ...]", file=sys.stderr)
-        return 2
+    if not args or args[0] in ("-h", "--help"):
+        print(RUN_USAGE, file=sys.stdout if args else sys.stderr)
+        return 0 if args else 2
     report_json = None
     rest = []
     for a in args[1:]:

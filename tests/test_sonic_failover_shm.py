@@ -43,7 +43,7 @@ class SonicTestPacedProducer(SonicTestKillProducer):
         super().acquire(event, input)
 
 
-def _producer(spec, hook_at: int, pace: float = 0.0, **client) -> cms.EDProducer:
+def producer(spec, hook_at: int, pace: float = 0.0, **client) -> cms.EDProducer:
     return cms.EDProducer("SonicTestPacedProducer", hookAt=cms.int32(hook_at), pace=cms.double(pace),
                           Client=cms.PSet(modelName="affine4", modelConfigPath=config_path(spec), **client))
 
@@ -57,7 +57,7 @@ def given_server(sonic_models):
         yield server
 
 
-def _kill(server: LocalTritonServer) -> None:
+def kill(server: LocalTritonServer) -> None:
     pid = server.pid
     os.killpg(pid, signal.SIGKILL)
     deadline = time.monotonic() + 10
@@ -66,13 +66,13 @@ def _kill(server: LocalTritonServer) -> None:
     assert not pid_alive(pid)
 
 
-def _pset(server: LocalTritonServer, protocol: str) -> cms.PSet:
+def pset(server: LocalTritonServer, protocol: str) -> cms.PSet:
     port = server.http_port if protocol == "http" else server.grpc_port
     return cms.PSet(name=cms.string("default"), address=cms.string("127.0.0.1"), port=cms.uint32(port),
                     protocol=cms.string(protocol))
 
 
-def _check_every_event_once(products: dict, n: int) -> None:
+def check_every_event_once(products: dict, n: int) -> None:
     assert sorted(ev for label, ev in products if label == "m") == list(range(1, n + 1))
     for ev in range(1, n + 1):
         x = np.full((1 + ev % 4, 4), ev, dtype=np.float32)
@@ -80,15 +80,15 @@ def _check_every_event_once(products: dict, n: int) -> None:
                                    err_msg=f"event {ev}")
 
 
-def _server_lines(report) -> dict[str, str]:
+def server_lines(report) -> dict[str, str]:
     return {line.split("'")[1]: line for line in report.services if line.startswith("SonicReport: server")}
 
 
-def _requests(line: str) -> int:
+def requests(line: str) -> int:
     return int(line.split(": ")[-1].split(" requests")[0])
 
 
-def _fallback_pids(messages: list[str]) -> list[int]:
+def fallback_pids(messages: list[str]) -> list[int]:
     return [int(m) for text in messages for m in re.findall(r"local Triton server pid (\d+) ready", text)]
 
 
@@ -110,21 +110,21 @@ def test_given_server_killed_mid_job_the_fallback_takes_over(given_server, sonic
                                                              shm, streams, merge):
     """The issue's case: one given server, SIGKILLed mid-job; allowedTries=1, so no retry hides a lost request."""
     spec = sonic_models["affine4"]
-    SonicTestKillProducer.hook = lambda: _kill(given_server)
+    SonicTestKillProducer.hook = lambda: kill(given_server)
     n = 60
-    process = make_process({"m": _producer(spec, 12, mode=mode, useSharedMemory=shm, allowedTries=1,
+    process = make_process({"m": producer(spec, 12, mode=mode, useSharedMemory=shm, allowedTries=1,
                                            mergeEvents=merge)},
-                           events=n, streams=streams, servers=[_pset(given_server, protocol)],
+                           events=n, streams=streams, servers=[pset(given_server, protocol)],
                            fallback={"enable": True, "protocol": protocol})
     with caplog.at_level(logging.INFO, logger="framework"):
         report, products = run(process)
     assert report.processed == n
-    _check_every_event_once(products, n)
-    lines = _server_lines(report)
+    check_every_event_once(products, n)
+    lines = server_lines(report)
     assert set(lines) == {"default", "fallback"}, report.services
     assert "went down" in lines["default"] and "failed" in lines["fallback"], lines
     assert " 0 failed" in lines["fallback"], lines  # the fallback never saw a region it does not know
-    assert _requests(lines["fallback"]) >= 10, lines
+    assert requests(lines["fallback"]) >= 10, lines
     messages = [r.getMessage() for r in caplog.records]
     assert not any("Unable to find shared memory region" in m or "[404]" in m for m in messages), messages
     # every failure names the server that failed: the dead one, never the fallback
@@ -134,7 +134,7 @@ def test_given_server_killed_mid_job_the_fallback_takes_over(given_server, sonic
             assert f"'default' (127.0.0.1:{port})" in m, m
     assert not any("fork_posix" in m for m in messages)
     assert client_shm_segments() == [] and live_regions() == []
-    pids = _fallback_pids(messages)
+    pids = fallback_pids(messages)
     assert len(pids) == 1 and not pid_alive(pids[0]), pids  # the fallback was stopped with the job
 
 
@@ -161,7 +161,7 @@ def test_server_back_on_its_port_gets_traffic_again_and_nothing_leaks(given_serv
 
     def cycle() -> None:
         for _ in range(cycles):
-            _kill(given_server)
+            kill(given_server)
             time.sleep(0.3)
             given_server.start()  # same ports
             back_at.append(time.monotonic())
@@ -172,15 +172,15 @@ def test_server_back_on_its_port_gets_traffic_again_and_nothing_leaks(given_serv
     SonicTestKillProducer.hook = lambda: threading.Thread(target=cycle, daemon=True).start()
     sockets_before = _sockets()
     n = 1200
-    process = make_process({"m": _producer(spec, 20, pace=0.012, useSharedMemory=True, allowedTries=1)},
-                           events=n, streams=2, servers=[_pset(given_server, protocol)],
+    process = make_process({"m": producer(spec, 20, pace=0.012, useSharedMemory=True, allowedTries=1)},
+                           events=n, streams=2, servers=[pset(given_server, protocol)],
                            fallback={"enable": True, "protocol": protocol})
     with caplog.at_level(logging.INFO, logger="framework"):
         report, products = run(process)
     assert done.wait(60) and len(back_at) == cycles
     assert report.processed == n
-    _check_every_event_once(products, n)
-    lines = _server_lines(report)
+    check_every_event_once(products, n)
+    lines = server_lines(report)
     assert set(lines) == {"default", "fallback"}, report.services
     assert " 0 failed" in lines["fallback"], lines
     messages = [r.getMessage() for r in caplog.records]
@@ -188,6 +188,48 @@ def test_server_back_on_its_port_gets_traffic_again_and_nothing_leaks(given_serv
     assert len(again) >= cycles - 1, lines  # the last cycle may end with the job
     assert not any("Unable to find shared memory region" in m for m in messages)
     assert client_shm_segments() == [] and live_regions() == []
-    pids = [p for p in _fallback_pids(messages) if p not in given_pids]
+    pids = [p for p in fallback_pids(messages) if p not in given_pids]
     assert len(pids) == 1 and not pid_alive(pids[0]), pids  # started once, stopped with the job
     assert _sockets() <= sockets_before + 2  # no connection per cycle survives the job
+
+
+@pytest.mark.parametrize("protocol", ["grpc", "http"])
+def test_main_job_on_one_given_server_killed_equals_the_direct_run(tmp_path, protocol):
+    """The issue's case on the main job: ``sonic=1 address=127.0.0.1 port=P numStreams=4`` (shared memory on), the
+    server SIGKILLed at event 40 of 150: the fallback takes over, every event is written once, and the outputs equal
+    the direct run within the twins' tolerance."""
+    from framework.paths import DATA_MODELS
+    from framework.runner import run_config
+    from tests.main_fixtures import (
+        CONFIG,
+        assert_same_events,
+        assert_twins_agree,
+        in_repo,
+        read_output,
+        run_main,
+    )
+    from tests.test_sonic_failover import FailoverTestKiller  # noqa: F401 - registers the killer
+
+    job = ["maxEvents=150", "wantSummary=0", "numStreams=4"]
+    direct = run_main(tmp_path / "direct.root", *job).arrays()
+    out = tmp_path / "sonic.root"
+    with LocalTritonServer([DATA_MODELS], device="cpu", models=["particletransformer_AK4", "deepmet"]) as given:
+        port = given.http_port if protocol == "http" else given.grpc_port
+
+        def killer(process):
+            process.killer = cms.EDAnalyzer("FailoverTestKiller", pgid=cms.int32(given.pid), atEvent=cms.int32(40))
+            process.killpath = cms.Path(process.killer)
+
+        with in_repo():
+            report, _ = run_config(str(CONFIG), [*job, "sonic=1", f"protocol={protocol}", "address=127.0.0.1",
+                                                 f"port={port}", f"outputFile={out}"], progress=False,
+                                   customise=[killer])
+        assert not pid_alive(given.pid)
+    sonic = read_output(out)
+    assert report.processed == 150
+    assert_same_events(direct, sonic, "one given server, killed")
+    assert_twins_agree(direct, sonic, "one given server, killed")
+    lines = server_lines(report)
+    assert set(lines) == {"default", "fallback"} and "went down" in lines["default"], report.services
+    assert " 0 failed" in lines["fallback"], lines
+    assert client_shm_segments() == [] and live_regions() == []

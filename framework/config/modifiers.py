@@ -250,6 +250,42 @@ class ModifierChain(Modifier):
         return list(self._modifiers)
 
 
+class PluginModifierChain(ModifierChain):
+    """A ModifierChain whose members are its own plus every modifier the installed packages attach to it: the
+    entry points of group *group* (name = the modifier's name, value = ``package.module:modifier``), read when
+    the chain is first asked for its members (a config choosing it, ``dump``)."""
+
+    def __init__(self, group: str, *modifiers: _ModifierBase):
+        self._group = group
+        self._attached: list[Modifier] | None = None
+        super().__init__(*modifiers)
+
+    @property
+    def _modifiers(self) -> list[Modifier]:  # type: ignore[override]
+        if self._attached is None:
+            self._attached = self._load()
+        return [*self._own, *(m for m in self._attached if m not in self._own)]
+
+    @_modifiers.setter
+    def _modifiers(self, value: list[Modifier]) -> None:
+        self._own = list(value)
+
+    def _load(self) -> list[Modifier]:
+        from ..core.registry import entry_points, load_entry_point
+
+        found = []
+        for name, ep in sorted(entry_points(self._group).items()):
+            value = load_entry_point(ep, f"modifier attached to {self._group}")
+            if not isinstance(value, Modifier):
+                raise ConfigurationError(f"entry point '{name}' of group {self._group} ({ep.value}) names {value!r}, "
+                                         "not a Modifier")
+            found.append(value)
+        return found
+
+    def copyAndExclude(self, toExclude: list[Modifier]) -> ModifierChain:
+        return ModifierChain(*(m for m in self._modifiers if m not in toExclude))
+
+
 class _BinaryModifier(_ModifierBase):
     """``a & b``, ``a | b``."""
 

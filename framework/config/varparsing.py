@@ -103,7 +103,8 @@ STANDARD: list[tuple] = [
      "(fills TritonService.servers; requests go to the best live one)", True),
     ("port", [], int, "Triton server port(s) (with address=; one, or one per address; default 8001 for grpc, "
      "8000 for http)", True),
-    ("protocol", "grpc", str, "how SONIC clients talk to the server(s): grpc or http (also the local fallback)", False),
+    ("protocol", "grpc", str, "grpc or http: how SONIC clients talk to the servers of address=/port= (default grpc, port 8001 / "
+     "8000) and, when given, to the local fallback (which speaks http unless protocol= is given)", False),
     ("procModifiers", [], str, "process modifiers (framework/modifiers/) chosen for the config's Process, "
      "comma-separated, e.g. allSonicTriton (cmsDriver's --procModifiers)", True),
     ("customise", [], str, "module.function(process) customisations applied in order after the config, "

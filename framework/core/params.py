@@ -103,6 +103,9 @@ def check_parameters(spec: Mapping[str, Any], given: Mapping[str, Any], where: s
             expected = int
         elif isinstance(default, (list, tuple)):
             expected = (list, tuple)
+            if isinstance(value, dict) and list(value) == [key]:
+                # CMSSW's nested idiom: SelectEvents = cms.untracked.PSet(SelectEvents = cms.vstring('p'))
+                value = value[key]
         else:
             expected = type(default)
         if not _type_ok(value, expected):

@@ -15,22 +15,31 @@ from __future__ import annotations
 from framework.config.modifiers import Modifier
 from framework.exceptions import ConfigurationError, did_you_mean
 
-from .allSonicTriton_cff import allSonicTriton
-from .deepMETSonicTriton_cff import deepMETSonicTriton
-from .dqmNMFSonic_cff import dqmNMFSonic
+from .allSonicTriton_cff import ALL_SONIC_GROUP, allSonicTriton
 from .enableSonicTriton_cff import (
     TRITON_FALLBACK_DEFAULTS,
     enableSonicTriton,
     enableSonicTritonProcess,
     tritonService,
 )
-from .nuGraph3SonicTriton_cff import nuGraph3SonicTriton
-from .particleTransformerAK4SonicTriton_cff import particleTransformerAK4SonicTriton
+
+MODIFIERS_GROUP = "framework.modifiers"
+"""Entry-point group of process modifiers: name = the modifier's name, value = ``package.module:modifier``."""
 
 
 def available() -> dict[str, Modifier]:
-    """The modifiers of this package by name."""
-    return {name: value for name, value in globals().items() if isinstance(value, Modifier)}
+    """The modifiers by name: this package's and those of the installed plug-ins (entry points, loaded)."""
+    from framework.core.registry import entry_points, load_entry_point
+
+    known = {name: value for name, value in globals().items() if isinstance(value, Modifier)}
+    for name, ep in entry_points(MODIFIERS_GROUP).items():
+        if name not in known:
+            value = load_entry_point(ep, "process modifier")
+            if not isinstance(value, Modifier):
+                raise ConfigurationError(f"process modifier '{name}': the entry point {ep.value} names {value!r}, "
+                                         "not a Modifier")
+            known[name] = value
+    return known
 
 
 def by_name(names: list[str] | tuple[str, ...], where: str = "procModifiers") -> list[Modifier]:
@@ -40,7 +49,7 @@ def by_name(names: list[str] | tuple[str, ...], where: str = "procModifiers") ->
     result = []
     for name in names:
         if "." in name:
-            from framework.configloader import import_object
+            from framework.imports import import_object
 
             result.append(import_object(name, where, "modifier", lambda v: isinstance(v, Modifier),
                                         "mypackage.modifiers.myModelSonicTriton"))
@@ -48,13 +57,25 @@ def by_name(names: list[str] | tuple[str, ...], where: str = "procModifiers") ->
         if name not in known:
             raise ConfigurationError(
                 f"{where}: unknown process modifier '{name}'.{did_you_mean(name, known)} "
-                f"Valid: {', '.join(sorted(known))} (defined in framework/modifiers/), or module.name of your own"
+                f"Valid: {', '.join(sorted(known))} (framework/modifiers/ and the entry points of group "
+                f"'{MODIFIERS_GROUP}' of the installed packages), or module.name of your own"
             )
         result.append(known[name])
     return result
 
 
+def __getattr__(name: str) -> Modifier:
+    """``from framework.modifiers import particleTransformerAK4SonicTriton`` keeps working: a modifier of an
+    installed plug-in by its entry-point name."""
+    from framework.core.registry import entry_points, load_entry_point
+
+    ep = entry_points(MODIFIERS_GROUP).get(name)
+    if ep is None:
+        raise AttributeError(f"module 'framework.modifiers' has no attribute '{name}'")
+    return load_entry_point(ep, "process modifier")
+
+
 __all__ = [
-    "TRITON_FALLBACK_DEFAULTS", "allSonicTriton", "available", "by_name", "deepMETSonicTriton", "dqmNMFSonic", "enableSonicTriton",
-    "enableSonicTritonProcess", "nuGraph3SonicTriton", "particleTransformerAK4SonicTriton", "tritonService",
+    "ALL_SONIC_GROUP", "MODIFIERS_GROUP", "TRITON_FALLBACK_DEFAULTS", "allSonicTriton", "available", "by_name",
+    "enableSonicTriton", "enableSonicTritonProcess", "tritonService",
 ]

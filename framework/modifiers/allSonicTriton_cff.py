@@ -1,13 +1,14 @@
-"""``allSonicTriton``: every ML producer via SONIC, with the TritonService (and its local fallback server; the DQM
-NMF model on a local MLServer)."""
+"""``allSonicTriton``: every ML producer via SONIC, with the TritonService (and its local fallback server).
 
-import framework.config as cms
+The chain holds ``enableSonicTriton`` and whatever the installed plug-ins attach to it: the entry points of group
+``framework.allSonicTriton`` (name = the modifier's name, value = ``package.module:modifier``). This repository's
+pyproject attaches the ParT, DeepMET, NuGraph3 and DQM NMF modifiers; a user's package attaches its own the same way.
+"""
 
-from .deepMETSonicTriton_cff import deepMETSonicTriton
-from .dqmNMFSonic_cff import dqmNMFSonic
+from framework.config.modifiers import PluginModifierChain
+
 from .enableSonicTriton_cff import enableSonicTriton
-from .nuGraph3SonicTriton_cff import nuGraph3SonicTriton
-from .particleTransformerAK4SonicTriton_cff import particleTransformerAK4SonicTriton
 
-allSonicTriton = cms.ModifierChain(enableSonicTriton, particleTransformerAK4SonicTriton, deepMETSonicTriton,
-                                   nuGraph3SonicTriton, dqmNMFSonic)
+ALL_SONIC_GROUP = "framework.allSonicTriton"
+
+allSonicTriton = PluginModifierChain(ALL_SONIC_GROUP, enableSonicTriton)

@@ -197,7 +197,7 @@ def _process_group_stats(pgid: int) -> list[tuple[int, list[str]]]:
     return members
 
 
-def _process_group_members(pgid: int) -> list[int]:
+def process_group_members(pgid: int) -> list[int]:
     """PIDs of live (non-zombie) processes in a process group, from /proc."""
     return [pid for pid, fields in _process_group_stats(pgid) if fields[0] != "Z"]
 
@@ -623,13 +623,13 @@ class LocalTritonServer:
                 process.wait()
         # stubs left behind in the group (the server was killed, or exited before they did)
         deadline = time.monotonic() + 2.0
-        while _process_group_members(pgid):
+        while process_group_members(pgid):
             try:
                 os.killpg(pgid, signal.SIGKILL)
             except ProcessLookupError:
                 break
             if time.monotonic() > deadline:
-                log.warning("processes %s of the tritonserver group survive SIGKILL", _process_group_members(pgid))
+                log.warning("processes %s of the tritonserver group survive SIGKILL", process_group_members(pgid))
                 break
             time.sleep(0.05)
         self._process = None

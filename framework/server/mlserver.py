@@ -37,8 +37,8 @@ from framework.exceptions import ServerError, did_you_mean
 from framework.server.launcher import (
     LOOPBACK,
     ServerStartError,
-    _process_group_members,
     free_port,
+    process_group_members,
 )
 from framework.server.spawn import spawn
 
@@ -418,14 +418,14 @@ class LocalMLServer:
             except subprocess.TimeoutExpired:
                 log.warning("mlserver pid %d did not stop within %.0f s; killing it", pgid, self.stop_timeout)
         deadline = time.monotonic() + 2.0
-        while process.poll() is None or _process_group_members(pgid):
+        while process.poll() is None or process_group_members(pgid):
             try:
                 os.killpg(pgid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
             process.poll()
             if time.monotonic() > deadline:
-                log.warning("processes %s of the mlserver group survive SIGKILL", _process_group_members(pgid))
+                log.warning("processes %s of the mlserver group survive SIGKILL", process_group_members(pgid))
                 break
             time.sleep(0.05)
         self._process = None

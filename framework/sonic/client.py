@@ -756,7 +756,7 @@ class TritonClient:
                 return result
             except Exception as exc:  # noqa: BLE001
                 self._done(req, exc)
-                if self._switch_to_json(req, exc) or self._regions_lost(req, exc) or self._fail_over(req, exc):
+                if self._regions_lost(req, exc) or self._fail_over(req, exc):
                     req.tries -= 1
                     continue
                 if not self._should_retry(req, exc):
@@ -779,7 +779,7 @@ class TritonClient:
                 self._done(req, error)
                 if error is None:
                     on_result(req, result, None)
-                elif self._switch_to_json(req, error) or self._regions_lost(req, error) or self._fail_over(req, error):
+                elif self._regions_lost(req, error) or self._fail_over(req, error):
                     req.tries -= 1
                     _blocking_pool().submit(self._send_async, req, on_result)
                 elif self._should_retry(req, error):
@@ -805,19 +805,6 @@ class TritonClient:
         if delay > 0:
             time.sleep(delay)
         self._send_async(req, on_result)
-
-    def _switch_to_json(self, req: _Request, exc: BaseException) -> bool:
-        """A V2-only HTTP server refused Triton's binary tensors: send JSON tensors from now on (once)."""
-        transport = req.transport or self._transport
-        if (transport is None or transport.protocol != "http" or req.json or not self.v2only
-                or status_of(exc) != "INVALID_ARGUMENT"):
-            return False
-        req.built = None  # sent binary: again as JSON (also a ragged entry sent before another one switched)
-        if not transport.json:
-            transport.json = True
-            log.info("%s: server '%s' (%s) refused binary tensors (%s); sending tensors as JSON from now on",
-                     self._describe(), self.serverName, self.serverAddress, message_of(exc))
-        return True
 
     def _regions_lost(self, req: _Request, exc: BaseException) -> bool:
         """The server restarted and forgot this client's regions: register them again and send the request

@@ -7,9 +7,9 @@ import os
 
 import framework.config as cms
 from framework.ml import twins
-from framework.modifiers import deepMETSonicTriton
 
 from .common import COMMON_PARAMETERS
+from .modifiers import deepMETSonicTriton
 
 DEFAULT_MODEL_DIR = "data/models/deepmet"
 DEFAULT_LABEL = "deepMETProducer"

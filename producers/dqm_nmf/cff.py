@@ -15,10 +15,10 @@ import os
 import framework.config as cms
 from framework.config.types import plain
 from framework.ml.twins import DEFAULT_CLIENT
-from framework.modifiers import dqmNMFSonic
 
 from .common import COMMON_PARAMETERS
 from .model import MODEL_FILE, THRESHOLD_FILE
+from .modifiers import dqmNMFSonic
 
 DEFAULT_MODEL_DIR = "data/models/dqmNMF"
 DEFAULT_LABEL = "dqmNMF"

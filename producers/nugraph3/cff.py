@@ -15,11 +15,11 @@ import os
 import framework.config as cms
 from framework.config.types import plain
 from framework.ml.twins import DEFAULT_CLIENT
-from framework.modifiers import nuGraph3SonicTriton
 from framework.paths import locate
 
 from .common import COMMON_PARAMETERS
 from .model_repo import CHECKPOINT_NAME, MODEL_NAME
+from .modifiers import nuGraph3SonicTriton
 
 DEFAULT_MODEL_DIR = "data/models/nugraph3"
 DEFAULT_LABEL = "nuGraph3"

@@ -7,9 +7,9 @@ import os
 
 import framework.config as cms
 from framework.ml import twins
-from framework.modifiers import particleTransformerAK4SonicTriton
 
 from .common import COMMON_PARAMETERS
+from .modifiers import particleTransformerAK4SonicTriton
 
 DEFAULT_MODEL_DIR = "data/models/particletransformer_AK4"
 DEFAULT_LABEL = "pfParticleTransformerAK4JetTags"
