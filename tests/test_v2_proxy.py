@@ -202,7 +202,7 @@ def test_grpc_raw_bytes_metadata_deadline_errors():
             assert infer(b"no deadline") == b"enildaed on"
             (meta, remaining), (_, no_deadline) = fake.seen
             assert meta["x-token"] == "abc"
-            assert 3.0 < remaining <= 5.0
+            assert 3.0 < remaining <= 5.05  # gRPC's deadline arithmetic may round up by a few ms
             assert no_deadline > 1e6  # no deadline upstream either
 
             with pytest.raises(grpc.RpcError) as info:
