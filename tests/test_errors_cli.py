@@ -96,7 +96,7 @@ def _cases(files, root):
         "unknown_option": ([f"inputFiles={good}", "maxEvent=3"], 2,
                            ["unknown option 'maxEvent'", "Did you mean 'maxEvents'", "Valid keys:", "extFailOn"]),
         "bad_option_value": ([f"inputFiles={good}", "maxEvents=ten"], 2,
-                             ["option maxEvents='ten'", "expected int", "Valid keys:"]),
+                             ["option maxEvents='ten'", "expected an integer", "number of events to process"]),
         "not_key_value": ([f"inputFiles={good}", "maxEvents"], 2, ["'maxEvents' is not of the form key=value"]),
         "misspelled_parameter": ([f"inputFiles={good}", "typo=1"], 2,
                                  ["module 'sum' (TestBranchSumProducer)", "unknown parameter 'srcc'",

@@ -35,7 +35,9 @@ def test_minimum_maximum_and_allowed_values():
             (["n=0"], "n", "option n=0: out of range; n must be 1 to 5 (how many)."),
             (["n=9"], "n", "option n=9: out of range; n must be 1 to 5"),
             (["mode=fats"], "mode", "option mode=fats: not allowed; mode must be one of slow, fast. Did you mean 'fast'"),
-            (["ks=1,-2"], "ks", "option ks=-2: out of range; ks must be >= 0")):
+            (["ks=1,-2"], "ks", "option ks=-2: out of range; ks must be >= 0"),
+            (["n=two"], "n", "option n='two': expected an integer (1 to 5); n: how many."),
+            (["ks=1,x"], "ks", "option ks='x': expected a comma-separated list of int (>= 0); ks: list.")):
         o = Options(argv=argv)
         o.register("n", 1, int, "how many", minimum=1, maximum=5)
         o.register("mode", "slow", str, "speed", allowed=("slow", "fast"))

@@ -81,9 +81,14 @@ class Option:
                 return int(text, 0)
             return self.type(text)
         except ValueError:
+            kind = {int: "an integer", float: "a number", bool: "a boolean (1/0, true/false)"}.get(
+                self.type, self.type.__name__)
+            if self.multiple:
+                kind = f"a comma-separated list of {self.type.__name__}"
+            limits = self.allowed_text()
             raise ConfigurationError(
-                f"option {self.name}={text!r}: expected {'a list of ' if self.multiple else ''}"
-                f"{self.type.__name__}{' (comma-separated)' if self.multiple else ''}. {self.help}"
+                f"option {self.name}={text!r}: expected {kind}{f' ({limits})' if limits else ''}"
+                f"{f'; {self.name}: {self.help}' if self.help else ''}."
             ) from None
 
 
@@ -184,10 +189,7 @@ class Options:
                     "(`help` lists them with their meaning)"
                 )
             opt = self._options[key]
-            try:
-                value = opt.parse(text)
-            except ConfigurationError as e:
-                raise ConfigurationError(f"{e} Valid keys: {self._keys()}") from None
+            value = opt.parse(text)
             for v in (value if opt.multiple else [value]):
                 opt.check(v)
             opt.value, opt.given = value, True
