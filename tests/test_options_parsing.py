@@ -75,10 +75,10 @@ def test_unknown_key_lists_the_valid_keys():
 
 @pytest.mark.parametrize(
     ("arg", "expected"),
-    [("maxEvents=ten", "int"), ("maxEvents=1.5", "int"), ("ptCut=fast", "float"), ("useFilter=maybe", "bool"),
-     ("runs=1,x", "int")],
+    [("maxEvents=ten", "an integer"), ("maxEvents=1.5", "an integer"), ("ptCut=fast", "a number"),
+     ("useFilter=maybe", "a boolean (1/0, true/false)"), ("runs=1,x", "a comma-separated list of int")],
 )
-def test_bad_value_is_an_error_naming_the_option_the_type_and_the_keys(arg, expected):
+def test_bad_value_is_an_error_naming_the_option_and_the_type(arg, expected):
     opts = Options()
     opts.register("ptCut", 20.0, float, "jet pt cut")
     opts.register("useFilter", False, bool)
@@ -87,8 +87,8 @@ def test_bad_value_is_an_error_naming_the_option_the_type_and_the_keys(arg, expe
         opts.parseArguments([arg])
     msg = str(err.value)
     key = arg.split("=")[0]
-    assert f"option {key}=" in msg and f"expected {'a list of ' if key == 'runs' else ''}{expected}" in msg
-    assert "Valid keys:" in msg and "maxEvents" in msg.split("Valid keys:")[1]
+    assert f"option {key}=" in msg and f"expected {expected}" in msg
+    assert "Valid keys:" not in msg  # the key is right, only its value is not
 
 
 def test_argument_without_equals_sign():
