@@ -188,7 +188,7 @@ def test_config_help_includes_its_own_options(config):
 def test_unknown_option_and_bad_value_in_a_config(config):
     with pytest.raises(ConfigurationError, match=r"unknown option 'ptcut'.*Did you mean 'ptCut'.*Valid keys:.*useFilter"):
         load_config(config, ["ptcut=3"])
-    with pytest.raises(ConfigurationError, match=r"option ptCut='high': expected float"):
+    with pytest.raises(ConfigurationError, match=r"option ptCut='high': expected a number; ptCut: jet pt cut"):
         load_config(config, ["ptCut=high"])
 
 
