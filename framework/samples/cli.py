@@ -35,7 +35,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--flavour", choices=("generated", "pfnano-released"), default="generated",
                         help="branch layout: this framework's schema (default) or PFNano as released "
                              "(no PFCands_fromPV/hcalFraction, JetPFCands_btagSip2d*; see README 'Real PFNano files')")
-    dqm = parser.add_argument_group("luminosity sections for data-quality monitoring (framework/samples/anomalies.py)")
+    dqm = parser.add_argument_group("luminosity sections for data-quality monitoring (framework/samples/lumi.py, anomalies.py)")
     dqm.add_argument("--lumis-per-run", type=int, default=None, metavar="K",
                      help="runs RUN, RUN+1, ... of K lumis each (event numbers restart per run); adds the "
                           "LuminosityBlocks tree")
