@@ -1,4 +1,6 @@
-"""The pages of docs/ run as written (the conventions of :mod:`tests.docs_blocks`), each in an empty directory.
+"""The pages of docs/ run as written (the conventions of :mod:`tests.docs_blocks`), each in an empty directory
+(with ``configs`` and ``data`` of the checkout linked into it, since the pages run from the checkout); their
+links lead to files that exist; the benchmarks they name exist and answer ``--help``.
 
 docs/plugins.md installs a package of its own with ``pip install -e``: it runs in a virtual environment of its own
 that sees the project's packages (a ``.pth`` adding the project's site-packages), so the project's environment is
@@ -21,6 +23,63 @@ from tests.docs_blocks import REPO_ROOT, check_conventions, output_of, page_bloc
 SERVER_OK, SERVER_REASON = bundled_server_available()
 PLUGINS = REPO_ROOT / "docs" / "plugins.md"
 SERVER_READY = re.compile(r"local Triton server pid (\d+) ready")
+LINK = re.compile(r"\]\(([^)#\s]+)(?:#[^)]*)?\)")
+# pages that run from the checkout; the tutorial and the plugin page have tests of their own
+CHECKOUT_PAGES = ["README.md", "docs/running.md", "docs/dqm.md", "docs/nugraph3.md", "docs/dask.md", "docs/sonic.md",
+                  "docs/design.md"]
+
+
+def _pages() -> list[Path]:
+    return [REPO_ROOT / "README.md", *sorted((REPO_ROOT / "docs").glob("*.md"))]
+
+
+def test_links_lead_to_files_that_exist():
+    broken = []
+    for page in _pages():
+        for target in LINK.findall(page.read_text()):
+            if "://" in target or target.startswith("mailto:"):
+                continue
+            if not (page.parent / target).exists():
+                broken.append(f"{page.relative_to(REPO_ROOT)}: {target}")
+    assert not broken, "links to nothing:\n" + "\n".join(broken)
+
+
+def test_the_readme_is_a_front_door():
+    text = (REPO_ROOT / "README.md").read_text()
+    assert len(text.splitlines()) <= 200, "README.md is over 200 lines: move the manual into docs/"
+    for page in ["running.md", "sonic.md", "dqm.md", "nugraph3.md", "dask.md", "benchmarks.md", "plugins.md",
+                 "design.md", "tutorial.md"]:
+        assert f"](docs/{page})" in text, f"README.md does not link docs/{page}"
+    assert "make run" in text and "make test" in text
+
+
+def test_the_benchmarks_named_exist_and_answer_help():
+    text = "\n".join(p.read_text() for p in _pages())
+    makefile = (REPO_ROOT / "Makefile").read_text()
+    named = re.findall(r"`make ([a-z][\w-]*)|^make ([a-z][\w-]*)", text, re.M)
+    for target in sorted({a or b for a, b in named}):
+        assert re.search(rf"^{re.escape(target)}:", makefile, re.M), f"the docs name `make {target}`: no such target"
+    scripts = sorted(set(re.findall(r"\bpython (benchmarks/bench_\w+\.py)", text)))
+    assert len(scripts) >= 8, scripts
+    for script in scripts:
+        done = subprocess.run([sys.executable, str(REPO_ROOT / script), "--help"], capture_output=True, text=True,
+                              timeout=120, cwd=REPO_ROOT)
+        assert done.returncode == 0 and "usage" in done.stdout.lower(), (script, done.stderr[-2000:])
+
+
+@pytest.mark.slow
+@pytest.mark.triton
+@pytest.mark.skipif(not SERVER_OK, reason=SERVER_REASON)
+@pytest.mark.parametrize("name", CHECKOUT_PAGES)
+def test_a_page_runs_as_written(tmp_path, name):
+    blocks = page_blocks(REPO_ROOT / name)
+    check_conventions(blocks)
+    if not any(b.lang == "bash" for b in blocks):
+        return
+    for linked in ("configs", "data"):
+        (tmp_path / linked).symlink_to(REPO_ROOT / linked)
+    marker = uuid.uuid4().hex
+    run_page(blocks, tmp_path, page_env(marker), marker)
 
 
 def overlay_venv(path: Path) -> Path:
@@ -36,7 +95,7 @@ def overlay_venv(path: Path) -> Path:
 
 
 def test_the_pages_follow_the_conventions():
-    for page in sorted((REPO_ROOT / "docs").glob("*.md")):
+    for page in _pages():
         check_conventions(page_blocks(page))
     text = PLUGINS.read_text()
     for needed in ("pip install", "procModifiers=jetScoreSonic", "framework.modules", "framework.modifiers"):
