@@ -52,7 +52,8 @@ class RecoJets:
     link: np.ndarray
 
 
-def separate_jets(rng, jev, eta, phi, n_events, min_dr=0.6, tries=8):
+def separate_jets(rng: np.random.Generator, jev: np.ndarray, eta: np.ndarray, phi: np.ndarray, n_events: int,
+                  min_dr: float = 0.6, tries: int = 8) -> np.ndarray:
     """Redraw jet directions that overlap (dR < min_dr) with an earlier jet of the event; drop the rest."""
     nj = np.bincount(jev, minlength=n_events)
     if len(jev) == 0:
@@ -79,7 +80,7 @@ def separate_jets(rng, jev, eta, phi, n_events, min_dr=0.6, tries=8):
     return ~conflict
 
 
-def gen_jets(rng, nj: np.ndarray, E: int) -> GenJets:
+def gen_jets(rng: np.random.Generator, nj: np.ndarray, E: int) -> GenJets:
     """*nj* jets per event: momentum, separated directions, hadron flavour (~28% b, ~10% c), parton flavour."""
     J = int(nj.sum())
     jev = np.repeat(np.arange(E), nj)
@@ -104,7 +105,7 @@ def gen_jets(rng, nj: np.ndarray, E: int) -> GenJets:
     return GenJets(jev, P, eta0, phi0, flav, empty, parton)
 
 
-def reco_jets(rng, gen: GenJets, parts: dict[str, np.ndarray], pf: dict[str, np.ndarray], eta: np.ndarray,
+def reco_jets(rng: np.random.Generator, gen: GenJets, parts: dict[str, np.ndarray], pf: dict[str, np.ndarray], eta: np.ndarray,
               phi: np.ndarray, energy: np.ndarray, E: int) -> RecoJets:
     """Reco jets: the sum of the candidates within dR < 0.4 of the axis; kept with pt >= 15, ordered by pt."""
     J = gen.J

@@ -3,6 +3,8 @@ flat arrays with an event (or jet) index, no random numbers."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 __all__ = ["PION_MASS", "ELECTRON_MASS", "MUON_MASS", "FRAG", "HDECAY", "HPHOTON", "WLEP", "UE", "RECOIL", "PU",
@@ -22,17 +24,17 @@ def wrap_phi(phi: np.ndarray) -> np.ndarray:
     return (phi + np.pi) % (2.0 * np.pi) - np.pi
 
 
-def delta_r(eta1, phi1, eta2, phi2):
+def delta_r(eta1: np.ndarray, phi1: np.ndarray, eta2: np.ndarray, phi2: np.ndarray) -> np.ndarray:
     """Distance in (eta, phi)."""
     return np.hypot(eta1 - eta2, wrap_phi(phi1 - phi2))
 
 
-def p3(pt, eta, phi):
+def p3(pt: np.ndarray, eta: np.ndarray, phi: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``(px, py, pz)`` of ``(pt, eta, phi)``."""
     return pt * np.cos(phi), pt * np.sin(phi), pt * np.sinh(eta)
 
 
-def pt_eta_phi(px, py, pz):
+def pt_eta_phi(px: np.ndarray, py: np.ndarray, pz: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``(pt, eta, phi)`` of ``(px, py, pz)`` (eta 0 where pt is 0)."""
     pt = np.hypot(px, py)
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -69,7 +71,7 @@ def concat(parts: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
     return {k: np.concatenate([p[k] for p in parts]) for k in keys}
 
 
-def particle_table(n: int, **fields) -> dict[str, np.ndarray]:
+def particle_table(n: int, **fields: Any) -> dict[str, np.ndarray]:
     """Particle table with defaults for the fields not given."""
     defaults = {
         "ev": np.zeros(n, np.int64),

@@ -5,6 +5,8 @@ balances the PV system, pileup; then all candidates with the calorimeter respons
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from .jets import GenJets
@@ -30,11 +32,13 @@ from .kinematics import (
 )
 from .tracks import track_parameters
 
+Table = dict[str, np.ndarray]
+
 __all__ = ["soft_particles", "heavy_decays", "fragmentation", "fake_vertices", "jet_particles", "w_leptons",
            "underlying_event", "recoil", "pileup", "candidates", "pf_candidates"]
 
 
-def _neutral_species(rng, eta: np.ndarray, p_photon_central: float) -> np.ndarray:
+def _neutral_species(rng: np.random.Generator, eta: np.ndarray, p_photon_central: float) -> np.ndarray:
     """pdgId of neutral candidates by detector region: 22/130 in |eta|<3, HF 2/1 beyond."""
     u = rng.random(len(eta))
     central = np.where(u < p_photon_central, 22, 130)
@@ -42,7 +46,8 @@ def _neutral_species(rng, eta: np.ndarray, p_photon_central: float) -> np.ndarra
     return np.where(np.abs(eta) < 3.0, central, forward)
 
 
-def soft_particles(rng, ev, eta, pt, p_charged, origin, vx, vy, vz):
+def soft_particles(rng: np.random.Generator, ev: np.ndarray, eta: np.ndarray, pt: np.ndarray, p_charged: float,
+                   origin: int, vx: Any, vy: Any, vz: Any) -> Table:
     """Soft candidates (UE, recoil, pileup): charged in the tracker, photons/neutral hadrons/HF outside."""
     n = len(ev)
     phi = rng.uniform(-np.pi, np.pi, n)
@@ -56,7 +61,9 @@ def soft_particles(rng, ev, eta, pt, p_charged, origin, vx, vy, vz):
     )
 
 
-def heavy_decays(rng, hj, flav, P, eta0, phi0, jev, pv):
+def heavy_decays(rng: np.random.Generator, hj: np.ndarray, flav: np.ndarray, P: np.ndarray, eta0: np.ndarray,
+                 phi0: np.ndarray, jev: np.ndarray,
+                 pv: np.ndarray) -> tuple[Table, Table, np.ndarray, np.ndarray, Table]:
     """b/c hadron decays in jets ``hj``: charged tracks from the decay point, photons, neutrinos."""
     H = len(hj)
     isb = flav[hj] == 5
@@ -159,7 +166,8 @@ def heavy_decays(rng, hj, flav, P, eta0, phi0, jev, pv):
     return tracks, photons, nu, x_h, vertices
 
 
-def fragmentation(rng, fj, p_frag, eta0, phi0, jev, pv):
+def fragmentation(rng: np.random.Generator, fj: np.ndarray, p_frag: np.ndarray, eta0: np.ndarray, phi0: np.ndarray,
+                  jev: np.ndarray, pv: np.ndarray) -> Table:
     """Prompt fragmentation candidates of jets ``fj`` sharing ``p_frag`` GeV of transverse momentum."""
     n = np.minimum(1 + rng.poisson(4.0 + 0.16 * p_frag), 80)
     F = int(n.sum())
@@ -189,7 +197,8 @@ def fragmentation(rng, fj, p_frag, eta0, phi0, jev, pv):
     )
 
 
-def fake_vertices(rng, frag, light_jets, pv, first_vtx):
+def fake_vertices(rng: np.random.Generator, frag: Table, light_jets: np.ndarray, pv: np.ndarray,
+                  first_vtx: int) -> tuple[Table, Table | None]:
     """Displace the two leading charged tracks of ~3% of light jets: fake (V0/material-like) SVs."""
     chosen = light_jets[rng.random(len(light_jets)) < 0.03]
     if len(chosen) == 0:
@@ -228,7 +237,8 @@ def fake_vertices(rng, frag, light_jets, pv, first_vtx):
     return frag, vertices
 
 
-def jet_particles(rng, jets: GenJets, pv: np.ndarray):
+def jet_particles(rng: np.random.Generator, jets: GenJets,
+                  pv: np.ndarray) -> tuple[Table, Table, Table, Table, tuple[np.ndarray, np.ndarray]]:
     """The particles of the jets: heavy-flavour decays, fragmentation, fake vertices.
 
     Returns ``(frag, tracks, photons, vertices, (nu_ev, nu_h))``: particle tables, the true displaced vertices
@@ -245,7 +255,7 @@ def jet_particles(rng, jets: GenJets, pv: np.ndarray):
     return frag, tracks, hphotons, vertices, (jets.jev[hj], nu_h)
 
 
-def w_leptons(rng, E: int, pv: np.ndarray) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]:
+def w_leptons(rng: np.random.Generator, E: int, pv: np.ndarray) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]:
     """0-2 W -> l nu per event: the charged leptons and the neutrinos' ``(px, py)`` summed per event."""
     nw = rng.choice(3, size=E, p=[0.45, 0.44, 0.11])
     W = int(nw.sum())
@@ -265,7 +275,7 @@ def w_leptons(rng, E: int, pv: np.ndarray) -> tuple[dict[str, np.ndarray], np.nd
     return wleps, seg_sum(wev, nupt * np.cos(nuphi), E), seg_sum(wev, nupt * np.sin(nuphi), E)
 
 
-def underlying_event(rng, E: int, pv: np.ndarray) -> dict[str, np.ndarray]:
+def underlying_event(rng: np.random.Generator, E: int, pv: np.ndarray) -> dict[str, np.ndarray]:
     """Soft candidates of the underlying event, from the PV."""
     nue = rng.poisson(60, E)
     uev = np.repeat(np.arange(E), nue)
@@ -274,7 +284,7 @@ def underlying_event(rng, E: int, pv: np.ndarray) -> dict[str, np.ndarray]:
                           pv[uev, 0], pv[uev, 1], pv[uev, 2])
 
 
-def recoil(rng, hard: dict[str, np.ndarray], nux: np.ndarray, nuy: np.ndarray, E: int,
+def recoil(rng: np.random.Generator, hard: dict[str, np.ndarray], nux: np.ndarray, nuy: np.ndarray, E: int,
            pv: np.ndarray) -> dict[str, np.ndarray]:
     """Soft recoil balancing the PV system *hard* and the neutrinos (so that MET scatters around GenMET)."""
     ix = seg_sum(hard["ev"], hard["px"], E) + nux
@@ -297,7 +307,7 @@ def recoil(rng, hard: dict[str, np.ndarray], nux: np.ndarray, nuy: np.ndarray, E
     return out
 
 
-def pileup(rng, npv: np.ndarray, E: int) -> list[dict[str, np.ndarray]]:
+def pileup(rng: np.random.Generator, npv: np.ndarray, E: int) -> list[dict[str, np.ndarray]]:
     """Charged and neutral soft candidates of the ``npv - 1`` pileup vertices of each event."""
     npu = npv - 1
     pvz_pu = rng.normal(0.3, 3.5, int(npu.sum()))
@@ -322,7 +332,7 @@ def pileup(rng, npv: np.ndarray, E: int) -> list[dict[str, np.ndarray]]:
     return parts_pu
 
 
-def candidates(rng, tables: list[dict[str, np.ndarray]]) -> tuple[dict[str, np.ndarray], np.ndarray]:
+def candidates(rng: np.random.Generator, tables: list[dict[str, np.ndarray]]) -> tuple[dict[str, np.ndarray], np.ndarray]:
     """All candidates grouped by event (in the order of *tables* within an event), with the calorimeter
     response of the neutrals applied; returns them and the mask of the pileup ones."""
     parts = concat(tables)
@@ -339,7 +349,7 @@ def candidates(rng, tables: list[dict[str, np.ndarray]]) -> tuple[dict[str, np.n
     return parts, pu_mask[order]
 
 
-def pf_candidates(rng, parts: dict[str, np.ndarray], pv: np.ndarray,
+def pf_candidates(rng: np.random.Generator, parts: dict[str, np.ndarray], pv: np.ndarray,
                   pu_mask: np.ndarray) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray, np.ndarray]:
     """The ``PFCands`` table (stored precision) and the float64 ``(pt, eta, phi)`` of the candidates."""
     N = len(parts["ev"])

@@ -11,7 +11,8 @@ from .kinematics import PION_MASS, p3, pt_eta_phi, round_mantissa, seg_sum
 __all__ = ["track_parameters", "link_features", "secondary_vertices"]
 
 
-def track_parameters(rng, parts, pv, pu_mask):
+def track_parameters(rng: np.random.Generator, parts: dict[str, np.ndarray], pv: np.ndarray,
+                     pu_mask: np.ndarray) -> dict[str, np.ndarray]:
     """d0/dz (w.r.t. the PV, straight lines), their errors and smearing, track chi2/quality, fromPV."""
     n = len(parts["px"])
     charged = parts["charge"] != 0
@@ -65,7 +66,9 @@ def track_parameters(rng, parts, pv, pu_mask):
     }
 
 
-def link_features(pt, eta, phi, mass, charge, d0, dz, d0err, dzerr, jpt, jeta, jphi):
+def link_features(pt: np.ndarray, eta: np.ndarray, phi: np.ndarray, mass: np.ndarray, charge: np.ndarray,
+                  d0: np.ndarray, dz: np.ndarray, d0err: np.ndarray, dzerr: np.ndarray, jpt: np.ndarray,
+                  jeta: np.ndarray, jphi: np.ndarray) -> dict[str, np.ndarray]:
     """PFNano JetPFCands b-tag features of charged candidates w.r.t. a jet axis (0 for neutrals).
 
     Same definitions as CMSSW's TrackInfoBuilder (reco::btau::etaRel with the pion mass, IPTools signed
@@ -127,8 +130,9 @@ def link_features(pt, eta, phi, mass, charge, d0, dz, d0err, dzerr, jpt, jeta, j
     return {k: np.where(charged & np.isfinite(v), v, 0.0) for k, v in out.items()}
 
 
-def secondary_vertices(rng, parts: dict[str, np.ndarray], pt: np.ndarray, energy: np.ndarray,
-                       vertices: dict[str, np.ndarray], pv: np.ndarray, E: int):
+def secondary_vertices(rng: np.random.Generator, parts: dict[str, np.ndarray], pt: np.ndarray, energy: np.ndarray,
+                       vertices: dict[str, np.ndarray], pv: np.ndarray,
+                       E: int) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]:
     """The reconstructed ``SV`` table from the true displaced *vertices* and their member tracks.
 
     Returns ``(sv, rv, sev)``: the table (event order), the index of each SV in *vertices*, its event."""
