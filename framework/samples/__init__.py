@@ -1,9 +1,9 @@
 """The sample generators: AOD-like ttbar events in NanoAOD/PFNano naming (ROOT), LArTPC-like neutrino events
 (NuML HDF5, :mod:`framework.samples.nugraph`), deterministic from a seed.
 
-``generate(path, n_events, seed)`` (:mod:`framework.samples.writer`) writes a ROOT file (uproot, TTree ``Events``) with the branches of
-:mod:`framework.io.schema`: PF candidates with pileup, AK4 jets with their candidate links and b-tagging
-link features, secondary vertices, MET, primary vertex.
+``generate(path, n_events, seed)`` (:mod:`framework.samples.writer`) writes a ROOT file (uproot, TTree
+``Events``) with the branches of :mod:`framework.io.schema`: PF candidates with pileup, AK4 jets with their
+candidate links and b-tagging link features, secondary vertices, MET, primary vertex.
 
 The physics is a toy, but every number is derived from one consistent picture:
 
