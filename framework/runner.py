@@ -12,6 +12,7 @@ from .config.modifiers import Modifier
 from .config.process import Process
 from .configloader import Customisation, load_config
 from .core.processor import EventProcessor, JobReport
+from .monitoring.setup import job_observer
 
 log = logging.getLogger("framework")
 
@@ -22,11 +23,17 @@ def run_config(path: str, args: list[str], *, progress: bool = True, modifiers: 
     report and the process (raises FrameworkError on failure)."""
     from .progress import Progress
 
-    process, _ = load_config(path, args, modifiers=modifiers, customise=customise)
+    process, opts = load_config(path, args, modifiers=modifiers, customise=customise)
     processor = EventProcessor(process)
-    with Progress(enabled=progress) as bar:
-        processor.progress = bar
-        report = processor.run()
+    observer = job_observer(opts)
+    processor.observer = observer
+    try:
+        with Progress(enabled=progress) as bar:
+            processor.progress = bar
+            report = processor.run()
+    finally:
+        if observer is not None:
+            observer.close()
     for w in report.warnings:
         log.warning(w)
     return report, process

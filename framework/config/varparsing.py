@@ -123,6 +123,9 @@ STANDARD: list[tuple] = [
      "and cluster boundaries", False),
     ("skipBadFiles", False, bool, "executor=dask: an input file that cannot be read is skipped (a warning and a "
      "summary line) instead of failing the job", False),
+    ("metricsPort", 0, int, "serve Prometheus /metrics of the job on this port while it runs (0 = off; see "
+     "metricsAddress); executor=sequential only", False, {"minimum": 0, "maximum": 65535}),
+    ("metricsAddress", "127.0.0.1", str, "address the metricsPort= endpoint listens on (default loopback)", False),
 ]
 
 

@@ -125,6 +125,7 @@ class EventProcessor:
         streams = int(process.optionValue("numberOfStreams"))
         self.n_streams = streams if streams > 0 else self.n_threads
         self.max_events = process.maxEventsValue()
+        self.observer: Any = None  # a framework.monitoring.job.JobObserver (metricsPort=), or None
         if self.max_events < -1:
             raise ConfigurationError(f"maxEvents must be -1 (all) or >= 0, got {self.max_events}")
         self._build()
@@ -244,17 +245,26 @@ class EventProcessor:
                 if holder.exception is not None:
                     raise holder.exception
                 module.externalProduce(event)
-                timing.produce += now() - t2
+                t3 = now()
+                timing.produce += t3 - t2
+                if self.observer is not None:
+                    self._observe_external(label, stream, t0, t1, t2, t3)
             elif info.kind == "producer":
                 module.produce(event)
-                timing.produce += now() - t0
+                timing.produce += (t1 := now()) - t0
+                if self.observer is not None:
+                    self.observer.module_phase(label, "produce", stream, t0, t1)
             elif info.kind == "filter":
                 principal.filterResults[label] = bool(module.filter(event))
-                timing.produce += now() - t0
+                timing.produce += (t1 := now()) - t0
+                if self.observer is not None:
+                    self.observer.module_phase(label, "produce", stream, t0, t1)
             elif info.kind == "analyzer":
                 with info.lock:
                     module.analyze(event)
-                timing.produce += now() - t0
+                timing.produce += (t1 := now()) - t0
+                if self.observer is not None:
+                    self.observer.module_phase(label, "produce", stream, t0, t1)
             timing.calls += 1
         except ModuleError:
             raise
@@ -262,6 +272,12 @@ class EventProcessor:
             raise ModuleError(
                 _describe_exception(e), label=label, type_=info.decl.type_(), where=f"on {event.where()}", cause=e
             ) from e
+
+    def _observe_external(self, label: str, stream: int, t0: float, t1: float, t2: float, t3: float) -> None:
+        obs = self.observer
+        obs.module_phase(label, "acquire", stream, t0, t1)
+        obs.module_phase(label, "wait", stream, t1, t2)
+        obs.module_phase(label, "produce", stream, t2, t3)
 
     def _process_event(self, event: EventPrincipal) -> Generator[WaitingTaskHolder, None, None]:
         for name, labels, is_end in self.paths:
@@ -596,6 +612,8 @@ class EventProcessor:
         """Called in input order, under the output lock."""
         report = self.report
         report.processed += 1
+        if self.observer is not None:
+            self.observer.event_done()
         if self._lumi is not None:
             self._lumi.events += 1
             self._run.events += 1

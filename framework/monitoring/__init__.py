@@ -1,0 +1,1 @@
+"""Job observability: Prometheus metrics (``metricsPort=``) behind one observer interface."""
