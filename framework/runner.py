@@ -12,6 +12,7 @@ from .config.modifiers import Modifier
 from .config.process import Process
 from .configloader import Customisation, load_config
 from .core.processor import EventProcessor, JobReport
+from .monitoring.job import set_active
 from .monitoring.setup import job_observer
 
 log = logging.getLogger("framework")
@@ -27,11 +28,13 @@ def run_config(path: str, args: list[str], *, progress: bool = True, modifiers: 
     processor = EventProcessor(process)
     observer = job_observer(opts)
     processor.observer = observer
+    set_active(observer)
     try:
         with Progress(enabled=progress) as bar:
             processor.progress = bar
             report = processor.run()
     finally:
+        set_active(None)
         if observer is not None:
             observer.close()
     for w in report.warnings:

@@ -98,3 +98,50 @@ def test_metrics_off_builds_no_observer(value):
 
     opts = varparsing.Options(argv=[f"metricsPort={value}"]).parseArguments()
     assert job_observer(opts) is None
+
+
+@pytest.mark.triton
+def test_sonic_job_and_triton_metrics_scraped_during_the_run(repo_root, sample_file):
+    from framework.monitoring.job import set_active
+    from framework.server import LocalTritonServer
+    from tests.main_fixtures import MODELS, SERVER_OK, SERVER_REASON
+
+    if not SERVER_OK:
+        pytest.skip(SERVER_REASON)
+    port = _free_port()
+    with LocalTritonServer([MODELS], device="cpu", models=["particletransformer_AK4", "deepmet"]) as server:
+        assert server.metrics_url.startswith("http://127.0.0.1:") and server.metrics_url.endswith("/metrics")
+        grpc_address = server.grpc_address
+        process, opts = load_config(str(repo_root / CONFIG), [
+            f"inputFiles={sample_file}", f"maxEvents={N_EVENTS}", f"metricsPort={port}", "sonic=1",
+            "address=127.0.0.1", f"port={server.grpc_port}"])
+        processor = EventProcessor(process)
+        observer = job_observer(opts)
+        processor.observer = observer
+        scraped: dict[str, str] = {}
+
+        def progress(done: int, _total: int | None) -> None:
+            if done >= SCRAPE_AT and not scraped:
+                for name, url in (("job", observer.url), ("triton", server.metrics_url)):
+                    with urllib.request.urlopen(url, timeout=10) as r:
+                        scraped[name] = r.read().decode()
+
+        processor.progress = progress
+        set_active(observer)
+        try:
+            report = processor.run()
+        finally:
+            set_active(None)
+            observer.close()
+    assert report.processed == N_EVENTS
+    job = _families(scraped["job"])
+    req = [s for s in job["framework_sonic_request_seconds"].samples if s.name.endswith("_count")]
+    assert {s.labels["model"] for s in req} == {"particletransformer_AK4", "deepmet"}
+    assert all(s.labels["protocol"] == "grpc" and s.labels["server"] == grpc_address
+               for s in req)
+    assert all(s.value >= 1 for s in req)
+    phases = {s.labels["phase"] for s in job["framework_module_seconds"].samples}
+    assert {"acquire", "wait", "produce"} <= phases  # the SONIC twins are external producers
+    triton = _families(scraped["triton"])
+    counts = {s.labels["model"]: s.value for s in triton["nv_inference_count"].samples}
+    assert counts.get("particletransformer_AK4", 0) >= 1 and counts.get("deepmet", 0) >= 1

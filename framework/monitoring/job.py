@@ -17,3 +17,23 @@ class JobObserver:
 
     def close(self) -> None:
         """The job ended: release what the observer holds."""
+
+
+_active: JobObserver | None = None
+
+
+def set_active(observer: JobObserver | None) -> None:
+    """Make ``observer`` the one SONIC clients report their requests to (None: no reporting)."""
+    global _active
+    _active = observer
+
+
+def sonic_request(client: object, elapsed: float, ok: bool) -> None:
+    """Report one SONIC round trip of ``client`` (a TritonClient) to the active observer, if any."""
+    obs = _active
+    if obs is not None:
+        import time
+
+        t1 = time.perf_counter()
+        obs.sonic_request(str(getattr(client, "modelName", "")), str(getattr(client, "serverAddress", "")),
+                          str(getattr(client, "protocol", "")), t1 - elapsed, t1, ok)

@@ -269,6 +269,7 @@ class LocalTritonServer:
         self._translated: list[TranslatedModel] = []
         self._grpc_port: int | None = None
         self._http_port: int | None = None
+        self._metrics_port: int | None = None
         self._shm_prefix = ""
         self._lock = threading.RLock()
         self.device = "cpu"
@@ -286,6 +287,11 @@ class LocalTritonServer:
     def http_address(self) -> str:
         """``127.0.0.1:PORT`` of the HTTP endpoint (valid once started)."""
         return f"{LOOPBACK}:{self._require_port(self._http_port)}"
+
+    @property
+    def metrics_url(self) -> str:
+        """``http://127.0.0.1:PORT/metrics``: Triton's Prometheus endpoint (valid once started)."""
+        return f"http://{LOOPBACK}:{self._require_port(self._metrics_port)}/metrics"
 
     @property
     def grpc_port(self) -> int:
@@ -440,6 +446,9 @@ class LocalTritonServer:
         self._http_port = self.requested_http_port if self.requested_http_port >= 0 else free_port()
         while self._http_port == self._grpc_port:
             self._http_port = free_port()
+        self._metrics_port = free_port()
+        while self._metrics_port in (self._grpc_port, self._http_port):
+            self._metrics_port = free_port()
         self._shm_prefix = f"cmsfw_triton_{os.getpid()}_{secrets.token_hex(4)}_"
 
     def command(self) -> list[str]:
@@ -454,7 +463,8 @@ class LocalTritonServer:
             f"--cache-directory={paths['caches']}",
             f"--grpc-address={LOOPBACK}", f"--grpc-port={self._grpc_port}",
             f"--http-address={LOOPBACK}", f"--http-port={self._http_port}",
-            "--allow-metrics=false", "--allow-gpu-metrics=false", "--allow-cpu-metrics=false",
+            "--allow-metrics=true", f"--metrics-address={LOOPBACK}", f"--metrics-port={self._metrics_port}",
+            "--allow-gpu-metrics=false", "--allow-cpu-metrics=false",
             "--allow-sagemaker=false", "--allow-vertex-ai=false",
             "--strict-readiness=true", "--exit-on-error=true",
             "--model-control-mode=none",
@@ -660,4 +670,4 @@ class LocalTritonServer:
             elif self._log_path is not None and self._log_path.exists():
                 self._log_path.unlink()
             self._log_path = None
-        self._grpc_port = self._http_port = None
+        self._grpc_port = self._http_port = self._metrics_port = None

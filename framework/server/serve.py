@@ -91,6 +91,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"Local Triton server ready in {server.start_seconds:.1f} s (pid {server.pid})\n"
                   f"  gRPC:   {server.grpc_address}\n"
                   f"  HTTP:   {server.http_address}\n"
+                  f"  metrics: {server.metrics_url}\n"
                   f"  device: {server.device}, {server.instances} instance(s) x {server.threads} thread(s) per "
                   f"model, queue delay {server.queue_delay_us} us\n"
                   f"  models: {', '.join(server.models)}\n"

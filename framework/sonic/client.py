@@ -43,6 +43,7 @@ import numpy as np
 
 from ..core.params import Params, Required, check_parameters
 from ..exceptions import ConfigurationError, FrameworkError, did_you_mean
+from ..monitoring import job as monitoring_job
 from .data import (
     RAGGED,
     RECTANGULAR,
@@ -677,6 +678,7 @@ class TritonClient:
         self.stats.dispatch += elapsed
         if self.verbose and len(self.stats.latencies) < MAX_LATENCIES:
             self.stats.latencies.append(elapsed)
+        monitoring_job.sonic_request(self, elapsed, exc is None)
         done(exc)
 
     def _dispatch_alone(self, done: Callable[[BaseException | None], None], blocking: bool = False,
@@ -713,6 +715,7 @@ class TritonClient:
             self.stats.dispatch += elapsed
             if self.verbose and len(self.stats.latencies) < MAX_LATENCIES:
                 self.stats.latencies.append(elapsed)
+            monitoring_job.sonic_request(self, elapsed, exc is None)
             done(exc)
 
         if self.mode == "Async" and not blocking:

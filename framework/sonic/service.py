@@ -440,6 +440,7 @@ class TritonService(Service):
         self.fallbackServer = server
         log.info("TritonService: starting the local fallback server for %s", ", ".join(models))
         server.start()
+        log.info("TritonService: the fallback server's Prometheus metrics at %s", server.metrics_url)
         protocol = p.protocol
         address = server.http_address if protocol == "http" else server.grpc_address
         self._servers[FALLBACK_NAME] = _Server(FALLBACK_NAME, address, True, None, protocol, set(server.models))
