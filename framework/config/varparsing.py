@@ -103,8 +103,8 @@ STANDARD: list[tuple] = [
      "failOnDuplicate makes one an error", False, {"allowed": DUPLICATE_MODES}),
     ("inputFiles", [], str, "input ROOT files, comma-separated", True),
     ("outputFile", "", str, "output ROOT file (for the output module)", False),
-    ("outputFormat", OUTPUT_FORMATS[0], str, "how the output module writes the events, runs and lumis: TTree or "
-     "RNTuple (the same branches as RNTuple fields; the output module's format parameter)", False,
+    ("outputFormat", OUTPUT_FORMATS[0], str, "TTree or RNTuple: how the output modules write events, lumis and runs "
+     "(their format parameter; an RNTuple has the TTree's branches as fields)", False,
      {"allowed": OUTPUT_FORMATS}),
     ("numThreads", 0, int, "number of threads (0 = the config's process.options)", False),
     ("numStreams", -1, int, "number of concurrent events (0 = numThreads; -1 = the config's)", False),
