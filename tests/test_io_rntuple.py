@@ -22,6 +22,7 @@ import tests.plugins  # noqa: F401 - TestRaisingProducer
 from framework.exceptions import FrameworkError
 from framework.executor import MergeError, merge_parts, run_dask
 from framework.io.generate import generate
+from framework.io.output import make_table
 from framework.runner import run_config
 from tests.dask_modules import LIGHT_CONFIG
 from tests.main_fixtures import CONFIG, REPO_ROOT, in_repo, run_main
@@ -108,6 +109,23 @@ def test_rootsource_reads_the_rntuple_into_the_ttree_arrays(outputs, tmp_path):
         assert cp[name] == tt[name], name
 
 
+def test_every_kind_of_column_gets_the_ttree_branch_names(tmp_path):
+    """make_table on the TTree writer's data: flat columns, a record (a jagged group), a lone jagged column
+    named with and without '_' (uproot's TTree gives each a counter n<name>); two flushes."""
+    jet = ak.zip({"pt": ak.Array([[1.5, 2.5], [], [3.5]]), "eta": ak.Array([[0.1, -0.2], [], [2.0]])})
+    data = {"event": np.array([1, 2, 3], dtype=np.uint64), "flag": np.array([True, False, True]), "Jet": jet,
+            "tagger": ak.Array([[1], [2, 3], []]), "Muon_pt": ak.Array([[], [7.0], [8.0, 9.0]])}
+    for fmt in ("TTree", "RNTuple"):
+        with uproot.recreate(tmp_path / f"{fmt}.root") as f:
+            table = make_table(f, "Events", data, fmt)
+            table.extend(data)
+            table.extend(data)
+    tt, rn = tables(tmp_path / "TTree.root")["Events"], tables(tmp_path / "RNTuple.root")["Events"]
+    assert list(tt) == ["event", "flag", "nJet", "Jet_pt", "Jet_eta", "ntagger", "tagger", "nMuon_pt", "Muon_pt"]
+    assert rn == tt
+    assert rn["nJet"] == ("6 * int32", [2, 0, 1] * 2)
+
+
 # ----------------------------------------------------------------------------- bad values, failures
 @pytest.mark.parametrize("how", ["option", "parameter"])
 def test_bad_format_is_a_clear_error_naming_the_allowed_values(how, tmp_path):
@@ -180,6 +198,22 @@ def test_merging_parts_of_different_formats_is_a_clear_error(tmp_path):
     with pytest.raises(MergeError, match=r"a\.root holds its events as a TTree but .*b\.root as a RNTuple"):
         merge_parts([str(p) for p in parts], str(tmp_path / "merged.root"))
     assert not (tmp_path / "merged.root").exists() and list(tmp_path.glob(".*")) == []
+
+
+def test_merging_empty_rntuple_parts_gives_an_empty_typed_rntuple(tmp_path):
+    inputs = str(tmp_path / "in.root")
+    generate(inputs, 50, seed=1)
+    config = tmp_path / "light_cfg.py"
+    config.write_text(LIGHT_CONFIG)
+    parts = [tmp_path / "a.root", tmp_path / "b.root"]
+    for p in parts:
+        run_config(str(config), [f"inputFiles={inputs}", "maxEvents=0", "outputFormat=RNTuple", f"outputFile={p}"],
+                   progress=False)
+    reference = tables(parts[0])
+    merge_parts([str(p) for p in parts], str(tmp_path / "merged.root"))
+    assert kinds(tmp_path / "merged.root") == {"Events": "ROOT::RNTuple"}
+    merged = tables(tmp_path / "merged.root")
+    assert merged == reference and "nJet" in merged["Events"] and merged["Events"]["nJet"] == ("0 * int32", [])
 
 
 # ----------------------------------------------------------------------------- ROOT itself
