@@ -51,8 +51,8 @@ def main(argv=None) -> int:
     import torch
 
     from framework.io.nugraph_generate import generate_nugraph
-    from producers.nugraph3._torch_model import NuGraph3, NuGraph3Config
     from producers.nugraph3.network import load_network
+    from producers.nugraph3.torch_model import NuGraph3, NuGraph3Config
     from producers.nugraph3.training import (
         init_weights,
         predict,
