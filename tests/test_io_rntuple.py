@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -24,8 +25,11 @@ from framework.executor import MergeError, merge_parts, run_dask
 from framework.io.generate import generate
 from framework.io.output import make_table
 from framework.runner import run_config
+from tests.conftest import SAMPLE_EVENTS
 from tests.dask_modules import LIGHT_CONFIG
 from tests.main_fixtures import CONFIG, REPO_ROOT, in_repo, run_main
+from tests.test_cli_signals import CONFIG as SIGNALS_CONFIG
+from tests.test_cli_signals import Job, analyzed, assert_stopped_cleanly
 
 TABLES = ["Events", "LuminosityBlocks", "Runs"]
 FLUSH = 64  # events per cluster in the RNTuple runs (small_clusters): the bundled sample's 200 make 4 clusters
@@ -45,6 +49,11 @@ process.e = cms.EndPath(process.out)
 def small_clusters(process: cms.Process) -> None:
     """customise=: the output flushes every FLUSH events (one RNTuple cluster each)."""
     process.out.flushEvents = FLUSH
+
+
+def tiny_clusters(process: cms.Process) -> None:
+    """customise=: the output flushes every 16 events."""
+    process.out.flushEvents = 16
 
 
 def fail_at_event_150(process: cms.Process) -> None:
@@ -152,6 +161,23 @@ def test_a_job_failing_mid_way_leaves_no_rntuple_file(tmp_path):
         run_config(str(CONFIG), ["wantSummary=0", "outputFormat=RNTuple", f"outputFile={out}",
                                  f"customise={__name__}.fail_at_event_150"], progress=False)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_sigterm_mid_job_leaves_no_rntuple_file(sample_file, tmp_path):
+    """``python -m framework run`` writing an RNTuple, SIGTERMed once its temporary file holds a cluster: exit 143
+    and neither the output nor the temporary file remains (the signal test's config, tests/test_cli_signals.py)."""
+    config = tmp_path / "signals_cfg.py"
+    config.write_text(SIGNALS_CONFIG)
+    marker = tmp_path / "marker.txt"
+    job = Job(tmp_path, "run", str(config), f"inputFiles={sample_file}", f"marker={marker}", "delay=0.1",
+              "outputFile=out.root", "outputFormat=RNTuple", f"customise={__name__}.tiny_clusters", cwd=tmp_path)
+    job.wait_until(lambda: len(analyzed(marker)) >= 24 and list(tmp_path.glob(".out.root.tmp-*")),
+                   "analyzed 24 events (a cluster written) with a temporary output", timeout=60)
+    job.signal(signal.SIGTERM)
+    rc = job.wait(timeout=30)
+    assert len(analyzed(marker)) < SAMPLE_EVENTS, "the job was not stopped early"
+    assert_stopped_cleanly(job, rc, signal.SIGTERM, {"signals_cfg.py", "marker.txt", "stdout.txt", "stderr.txt"},
+                           tmp_path)
 
 
 # ----------------------------------------------------------------------------- executor=dask
