@@ -22,9 +22,9 @@ import framework.config as cms
 import tests.plugins  # noqa: F401 - TestRaisingProducer
 from framework.exceptions import FrameworkError
 from framework.executor import MergeError, merge_parts, run_dask
-from framework.io.generate import generate
 from framework.io.output import make_table
 from framework.runner import run_config
+from framework.samples import generate
 from tests.conftest import SAMPLE_EVENTS
 from tests.dask_modules import LIGHT_CONFIG
 from tests.main_fixtures import CONFIG, REPO_ROOT, in_repo, run_main
