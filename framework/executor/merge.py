@@ -8,8 +8,8 @@ longer than a work item) is one row when the tree holds the IDs alone (as in the
 it is one row per part, each with its part's products, as ``hadd`` of NanoAOD files keeps them (products cannot
 be combined generically: a count adds up, a mean does not; a warning names the blocks). Histograms under ``DQMData/`` with the same path in several parts are summed, as ``hadd`` and DQM
 harvesting do. Parts written as RNTuples (``outputFormat=RNTuple``) are merged into RNTuples the same way, field
-for field (the fields are the TTree's branch names, counters included: :mod:`framework.io.rntuple`). The result is written to a temporary file and renamed, so the output appears complete or not at
-all.
+for field (the fields are the TTree's branch names, counters included: :mod:`framework.io.rntuple`). The result
+is written to a temporary file and renamed, so the output appears complete or not at all.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """``RootOutputModule``: writes selected products and passed-through input branches to a ROOT
-file with uproot (as TTrees, or RNTuples with ``format="RNTuple"``), in input order, atomically (the file appears complete at the end of the job, or
-not at all)."""
+file with uproot (as TTrees, or RNTuples with ``format="RNTuple"``), in input order, atomically (the
+file appears complete at the end of the job, or not at all)."""
 
 from __future__ import annotations
 
