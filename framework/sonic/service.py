@@ -670,13 +670,13 @@ def apply_server_option(service_decl: Any, address: str | list[str], port: int |
     ports = [int(port)] * len(addresses) if isinstance(port, int) else [int(p) for p in port]
     if len(addresses) != len(ports):
         raise ConfigurationError(f"{len(addresses)} addresses but {len(ports)} ports: give one port per address")
-    check_protocol(protocol, "the protocol= option")
+    check_protocol(protocol, f"the option protocol={protocol}")
     servers = []
     for i, (addr, p) in enumerate(zip(addresses, ports)):
         if not addr:
             raise ConfigurationError("address= must not be empty")
         if not addr.startswith("unix:"):
-            check_port(p, "the port= option")
+            check_port(p, f"the option port={p}")
         servers.append(PSet(name=DEFAULT_NAME if i == 0 else f"{DEFAULT_NAME}{i + 1}", address=str(addr), port=p,
                             protocol=protocol, useSsl=False, rootCertificates="", privateKey="", certificateChain=""))
     names = {plain(s.name) for s in servers}
@@ -695,7 +695,7 @@ def apply_protocol_option(service_decl: Any, protocol: str) -> None:
     """The ``protocol=`` option without ``address=``: the clients talk to the local fallback server in it."""
     from ..config.types import PSet
 
-    check_protocol(protocol, "the protocol= option")
+    check_protocol(protocol, f"the option protocol={protocol}")
     if "fallback" not in service_decl:
         service_decl.fallback = PSet(protocol=protocol)
     else:
