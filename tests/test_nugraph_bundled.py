@@ -18,7 +18,7 @@ import pytest
 torch = pytest.importorskip("torch", reason="the NuGraph3 network runs in torch")
 
 from framework.exceptions import InputError  # noqa: E402
-from framework.io.nugraph_generate import generate_nugraph  # noqa: E402
+from framework.samples import generate_nugraph  # noqa: E402
 from producers.nugraph3.network import load_network, run_network  # noqa: E402
 from producers.nugraph3.torch_model import NuGraph3, NuGraph3Config, rename_state_dict  # noqa: E402
 from producers.nugraph3.training import (  # noqa: E402
