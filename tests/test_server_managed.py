@@ -46,8 +46,8 @@ class HttpServer(ManagedServer):
     def command(self) -> list[str]:
         if self.script is not None:
             return [sys.executable, "-c", self.script]
-        return [sys.executable, "-m", "http.server", "--bind", "127.0.0.1", str(self._http_port),
-                "--directory", str(self._workdir)]
+        return [sys.executable, "-m", "http.server", "--bind", "127.0.0.1", str(self.http_port),
+                "--directory", str(self.workdir)]
 
     def _probe(self) -> tuple[bool, str]:
         try:
@@ -69,7 +69,7 @@ def test_start_serve_stop_leaves_nothing_behind():
         assert server.is_running() and server in running_servers()
         with urllib.request.urlopen(f"http://{server.http_address}/index.html", timeout=5) as response:
             assert response.read() == b"managed\n"
-        pid, workdir, log_dir = server.pid, server._workdir, server.log_path.parent
+        pid, workdir, log_dir = server.pid, server.workdir, server.log_path.parent
         registry = json.loads((workdir / REGISTRY_FILE).read_text())
         assert registry == {"job_pid": os.getpid(), "pgid": pid, "shm_prefix": "",
                             "remove": [str(workdir), str(log_dir)]}
@@ -112,7 +112,7 @@ def _job(body: str) -> subprocess.Popen:
         import sys, time
         from tests.test_server_managed import HttpServer
         server = HttpServer(wait=30).start()
-        print(server.pid, server._workdir, server.log_path.parent, flush=True)
+        print(server.pid, server.workdir, server.log_path.parent, flush=True)
         {body}
     """)
     return subprocess.Popen([sys.executable, "-c", script], cwd=ROOT, stdout=subprocess.PIPE, text=True)

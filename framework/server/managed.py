@@ -202,6 +202,11 @@ class ManagedServer:
         return self._log_path
 
     @property
+    def workdir(self) -> Path | None:
+        """The server's temporary work directory (with the reaper's registry file), None when not started."""
+        return self._workdir
+
+    @property
     def pid(self) -> int | None:
         """PID of the server process (also its process group), None when not running."""
         return self._process.pid if self._process is not None else None
