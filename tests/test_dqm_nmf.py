@@ -57,13 +57,13 @@ def mlserver_pids() -> set[int]:
             cmd = (entry / "cmdline").read_bytes().split(b"\0")
         except OSError:
             continue
-        if any(b"cmsfw-triton-mlserver-" in c for c in cmd) and b"start" in cmd and pid_alive(int(entry.name)):
+        if any(b"cmsfw-mlserver-" in c for c in cmd) and b"start" in cmd and pid_alive(int(entry.name)):
             pids.add(int(entry.name))
     return pids
 
 
 def mlserver_dirs() -> set[str]:
-    return {p.name for p in Path(tempfile.gettempdir()).glob("cmsfw-triton-mlserver-*")}
+    return {p.name for p in Path(tempfile.gettempdir()).glob("cmsfw-mlserver-*")}
 
 
 def run_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 240) -> subprocess.CompletedProcess:
