@@ -66,7 +66,7 @@ def main() -> int:
     ap.add_argument("--modes", nargs="+", default=["direct", "sonic"], choices=["direct", "sonic"])
     args = ap.parse_args()
 
-    from framework.io.generate import generate
+    from framework.samples import generate
 
     cells = [(mode, w) for mode in args.modes for w in [None, *args.workers]]
     best: dict[tuple[str, int | None], dict] = {}

@@ -148,7 +148,7 @@ def main(argv: list[str] | None = None) -> int:
                                    "time": time.strftime("%Y-%m-%d %H:%M:%S"), "load_average_1min": os.getloadavg()[0]}
         write(doc, ns.out, event_loop_lines(doc) + scoring_lines(doc["scoring"], ns.repeat))
         return 0
-    from framework.io.generate import generate
+    from framework.samples import generate
 
     results: dict[str, list[dict]] = {}
     load_before = os.getloadavg()

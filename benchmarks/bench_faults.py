@@ -173,7 +173,7 @@ def main(argv: list[str] | None = None) -> int:
     tmp = tempfile.mkdtemp(prefix="bench-faults-")
     sample = args.input
     if not sample:
-        from framework.io.generate import generate
+        from framework.samples import generate
 
         sample = os.path.join(tmp, "sample.root")
         generate(sample, args.events, 1)

@@ -35,7 +35,7 @@ def main() -> int:
     import uproot
 
     from framework.io.chunk import columns_of
-    from framework.io.generate import generate
+    from framework.samples import generate
     from producers.deepmet import features as deepmet
     from producers.particle_transformer_ak4 import features as part
     from tests import deepmet_oracle, part_oracle

@@ -7,7 +7,7 @@ goals P1, P8 and P9, plus the direct job's time shares.
 
 Options: [--events 1000] [--input FILE] [--streams 1 2 4 8] [--repeat 3] [--modes direct sonic-grpc sonic-http]
 [--cpu-streams 4] [--cpu (P8 only) | --no-cpu (no P8)]. Without ``--input`` a sample of ``--events`` events is
-generated (``framework.io.generate``, seed 1) into a temporary directory.
+generated (``framework.samples``, seed 1) into a temporary directory.
 
 Goals (all runs of one invocation are measured side by side on the same machine, interleaved round after round:
 for each of ``--repeat`` rounds, every stream count and every mode; the best of the rounds is kept per cell):
@@ -348,7 +348,7 @@ def main(argv: list[str] | None = None) -> int:
     tmp = tempfile.mkdtemp(prefix="bench_job_")
     try:
         if not ns.input:
-            from framework.io.generate import generate
+            from framework.samples import generate
 
             ns.input = os.path.join(tmp, f"sample_{ns.events}.root")
             t0 = time.perf_counter()

@@ -133,7 +133,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
 
-    from framework.io.nugraph_generate import generate_nugraph
+    from framework.samples import generate_nugraph
 
     rows = []
     with tempfile.TemporaryDirectory(prefix="bench-nugraph3-") as tmp:

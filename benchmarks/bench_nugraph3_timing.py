@@ -94,7 +94,7 @@ def main() -> int:
 
     import torch
 
-    from framework.io.nugraph_generate import generate_nugraph
+    from framework.samples import generate_nugraph
     from producers.nugraph3.network import load_network
 
     torch.set_num_threads(1)

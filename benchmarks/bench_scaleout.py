@@ -97,7 +97,7 @@ def main() -> int:
     best: dict[tuple[int, int], dict] = {}
     pinned = {}
     with tempfile.TemporaryDirectory() as tmp:
-        from framework.io.generate import generate
+        from framework.samples import generate
 
         sample = os.path.join(tmp, "sample.root")
         generate(sample, max(1000, args.events), 1)

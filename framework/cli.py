@@ -32,8 +32,8 @@ SUBCOMMANDS = {
     "dump": ("framework.runner", "main_dump"),
     "serve": ("framework.server.serve", "main"),
     "compare": ("framework.compare", "main"),
-    "generate": ("framework.io.generate", "main"),
-    "generate-nugraph": ("framework.io.nugraph_generate", "main"),
+    "generate": ("framework.samples.cli", "main"),
+    "generate-nugraph": ("framework.samples.nugraph", "main"),
     "export-model": ("framework.ml.export", "main"),
 }
 """The framework's own commands; installed packages add theirs by entry point (:data:`COMMANDS_GROUP`)."""

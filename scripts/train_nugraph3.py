@@ -50,9 +50,9 @@ def metrics(pred: dict[str, np.ndarray]) -> dict[str, float]:
 def main(argv=None) -> int:
     import torch
 
-    from framework.io.nugraph_generate import generate_nugraph
-    from producers.nugraph3._torch_model import NuGraph3, NuGraph3Config
+    from framework.samples import generate_nugraph
     from producers.nugraph3.network import load_network
+    from producers.nugraph3.torch_model import NuGraph3, NuGraph3Config
     from producers.nugraph3.training import (
         init_weights,
         predict,
@@ -86,7 +86,7 @@ def main(argv=None) -> int:
     t_train = time.perf_counter()
 
     out = args.out / MODEL_NAME / "1" / "hierarchical.ckpt"
-    training = {"generator": "framework.io.nugraph_generate", "events": args.events, "seed": args.seed,
+    training = {"generator": "framework.samples.nugraph", "events": args.events, "seed": args.seed,
                 "epochs": args.epochs, "batch_size": BATCH_SIZE, "lr": LR}
     save_checkpoint(net, out, training)
     m = metrics(predict(load_network(out), val))  # the file as it will be used

@@ -18,7 +18,7 @@ if str(REPO_ROOT) not in sys.path:
 
 def generate_events(path: Path, n_events: int, seed: int) -> Path:
     """Write ``n_events`` generated events (NanoAOD/PFNano naming) to ``path`` with the project's generator."""
-    from framework.io.generate import generate
+    from framework.samples import generate
 
     generate(str(path), n_events, seed)
     return Path(path)

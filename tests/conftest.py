@@ -38,9 +38,9 @@ def nanoaod_file(shared_dir) -> Path:
 
 def _generate():
     try:
-        from framework.io.generate import generate
+        from framework.samples import generate
     except ImportError as e:  # the generator is part of the project: its absence is a failure
-        pytest.fail(f"framework.io.generate.generate cannot be imported: {e}", pytrace=False)
+        pytest.fail(f"framework.samples.generate cannot be imported: {e}", pytrace=False)
     return generate
 
 

@@ -1,4 +1,4 @@
-"""The README's "Writing a config" example runs as written (in an empty folder: the sample path resolves against
+"""The README's "A config" example runs as written (in an empty folder: the sample path resolves against
 the repository), and keeps only events that pass its filter."""
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ def _block(heading: str) -> str:
 
 def test_writing_a_config_example_runs(tmp_path):
     config = tmp_path / "myjob_cfg.py"
-    config.write_text(_block("Writing a config"))
+    config.write_text(_block("A config"))
     done = subprocess.run([sys.executable, "-m", "framework", "run", str(config), "maxEvents=40"], cwd=tmp_path,
                           capture_output=True, text=True, timeout=300, env={**os.environ, "PYTHONPATH": str(REPO)})
     assert done.returncode == 0, done.stderr[-3000:]

@@ -13,7 +13,7 @@ import uproot
 import framework.config as cms
 from framework.core.processor import EventProcessor
 from framework.exceptions import ConfigurationError, FrameworkError, InputError
-from framework.io.generate import generate
+from framework.samples import generate
 from producers.dqm import cff
 from producers.dqm.read import me_matrix, read_lumi_histograms
 

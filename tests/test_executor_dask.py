@@ -21,8 +21,8 @@ import uproot
 from framework.exceptions import InputError
 from framework.executor import plan, run_dask
 from framework.executor.planning import FileInfo, count_blocks, cut_range
-from framework.io.generate import generate
 from framework.runner import run_config
+from framework.samples import generate
 from tests.dask_modules import LIGHT_CONFIG
 from tests.main_fixtures import (
     SCORE_ATOL,

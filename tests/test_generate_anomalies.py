@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 import uproot
 
-from framework.io import anomalies
-from framework.io.generate import generate, main
+from framework.samples import anomalies, generate
+from framework.samples.cli import main
 
 BUNDLED = Path(__file__).resolve().parents[1] / "data" / "samples" / "dqm.root"
 #: how data/samples/dqm.root was written (4 runs x 20 lumis x 100 events; run 4 has the bad sections)

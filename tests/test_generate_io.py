@@ -14,9 +14,10 @@ import numpy as np
 import pytest
 import uproot
 
-import framework.io.generate as gen
-from framework.io.generate import CHUNK_EVENTS, generate, main
+import framework.samples.writer as gen
 from framework.io.schema import BRANCHES, TREE_NAME
+from framework.samples import CHUNK_EVENTS, generate
+from framework.samples.cli import main
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 BUNDLED = REPO_ROOT / "data" / "samples" / "sample.root"
@@ -58,7 +59,7 @@ def test_several_chunks_and_lumi_numbering(tmp_path):
 
 def test_failed_generation_leaves_no_file(tmp_path, monkeypatch):
     calls = []
-    original = gen._generate_chunk
+    original = gen.generate_chunk
 
     def failing(rng, n_events, first_index, run, events_per_lumi):
         calls.append(first_index)
@@ -66,7 +67,7 @@ def test_failed_generation_leaves_no_file(tmp_path, monkeypatch):
             raise RuntimeError("boom in chunk 2")
         return original(rng, n_events, first_index, run, events_per_lumi)
 
-    monkeypatch.setattr(gen, "_generate_chunk", failing)
+    monkeypatch.setattr(gen, "generate_chunk", failing)
     path = tmp_path / "out.root"
     with pytest.raises(RuntimeError, match="boom"):
         generate(path, CHUNK_EVENTS + 1, 1)
@@ -82,7 +83,7 @@ def test_failed_generation_keeps_an_existing_file(tmp_path, monkeypatch):
     def failing(*args, **kwargs):
         raise RuntimeError("boom")
 
-    monkeypatch.setattr(gen, "_generate_chunk", failing)
+    monkeypatch.setattr(gen, "generate_chunk", failing)
     with pytest.raises(RuntimeError):
         generate(path, 10, 1)
     assert path.read_bytes() == b"previous content"
@@ -137,7 +138,7 @@ def test_module_runs_as_a_script(tmp_path):
     path = tmp_path / "script.root"
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")]))}
     proc = subprocess.run(
-        [sys.executable, "-m", "framework.io.generate", "--events", "2", "--seed", "1", str(path)],
+        [sys.executable, "-m", "framework.samples.cli", "--events", "2", "--seed", "1", str(path)],
         capture_output=True, text=True, env=env, timeout=120,
     )
     assert proc.returncode == 0, proc.stderr

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 import uproot
 
-from framework.io.generate import CHUNK_EVENTS, generate
 from framework.io.schema import BRANCHES, COLLECTIONS, TREE_NAME, collection_fields
+from framework.samples import CHUNK_EVENTS, generate
 
 N_EVENTS = 400
 SEED = 7

@@ -17,8 +17,8 @@ from framework.core.processor import EventProcessor
 from framework.exceptions import ConfigurationError, InputError
 from framework.executor import plan, run_dask
 from framework.io.duplicates import DuplicateChecker
-from framework.io.generate import generate
 from framework.runner import run_config
+from framework.samples import generate
 from tests.dask_modules import LIGHT_CONFIG
 
 N = 60
@@ -175,7 +175,7 @@ def test_numl_source_skips_repeats_too(tmp_path):
     repeat the first's and are skipped by default, kept with noDuplicateCheck; maxEvents counts events processed."""
     from framework.core.params import Params, check_parameters
     from framework.io.hdf5source import NuMLSource
-    from framework.io.nugraph_generate import generate_nugraph
+    from framework.samples import generate_nugraph
 
     first = generate_nugraph(tmp_path / "first.h5", 6, 1)
     second = generate_nugraph(tmp_path / "second.h5", 8, 2)  # events 1-6 repeat, 7-8 are new

@@ -17,7 +17,7 @@ from framework.core.params import Params
 from framework.core.processor import EventProcessor
 from framework.exceptions import InputError
 from framework.io.hdf5source import SERVER_INPUTS, NuMLSource
-from framework.io.nugraph_generate import generate_event, generate_nugraph
+from framework.samples import generate_event, generate_nugraph
 
 NUGRAPH_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "nugraph"
 PYNUML_FILE = NUGRAPH_DIR / "NeutrinoML_rishi.h5"

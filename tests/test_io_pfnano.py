@@ -44,8 +44,8 @@ import framework.config as cms
 from framework.core.processor import build_module
 from framework.exceptions import InputError
 from framework.io import pfnano
-from framework.io.generate import main as generate_main
 from framework.io.schema import BRANCHES, COLLECTIONS
+from framework.samples.cli import main as generate_main
 from tests.main_fixtures import CONFIG, FLAVOURS, MET, SCORES, assert_same_events, run_main
 
 EVENTS = 150

@@ -18,9 +18,9 @@ import pytest
 torch = pytest.importorskip("torch", reason="the NuGraph3 network runs in torch")
 
 from framework.exceptions import InputError  # noqa: E402
-from framework.io.nugraph_generate import generate_nugraph  # noqa: E402
-from producers.nugraph3._torch_model import NuGraph3, NuGraph3Config, rename_state_dict  # noqa: E402
+from framework.samples import generate_nugraph  # noqa: E402
 from producers.nugraph3.network import load_network, run_network  # noqa: E402
+from producers.nugraph3.torch_model import NuGraph3, NuGraph3Config, rename_state_dict  # noqa: E402
 from producers.nugraph3.training import (  # noqa: E402
     EVENT_CLASSES,
     event_class,
@@ -89,10 +89,10 @@ def test_bundled_checkpoint_format():
 def test_bundled_names_match_reference_checkpoint():
     if not REFERENCE.is_file():
         pytest.skip(f"{REFERENCE} is absent (reference material of ../shared)")
-    from producers.nugraph3._torch_model import _TRAINING_ONLY
     from producers.nugraph3.network import _read_checkpoint
+    from producers.nugraph3.torch_model import TRAINING_ONLY
 
-    ref = set(_read_checkpoint(REFERENCE)["state_dict"]) - set(_TRAINING_ONLY)
+    ref = set(_read_checkpoint(REFERENCE)["state_dict"]) - set(TRAINING_ONLY)
     assert set(_read_ckpt(BUNDLED)["state_dict"]) == ref
 
 

@@ -102,7 +102,7 @@ def test_degenerate_event_runs(random_net):
 
 
 def test_softmax_aggregation_matches_its_definition():
-    from producers.nugraph3._torch_model import softmax_aggregate
+    from producers.nugraph3.torch_model import softmax_aggregate
 
     gen = torch.Generator().manual_seed(3)
     msg = torch.randn(40, 5, generator=gen, dtype=torch.float64) * 10

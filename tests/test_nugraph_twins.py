@@ -25,7 +25,7 @@ import pytest
 from framework.config.types import plain
 from framework.configloader import load_config
 from framework.exceptions import ConfigurationError, InputError
-from framework.io.nugraph_generate import generate_nugraph
+from framework.samples import generate_nugraph
 from framework.server import LocalTritonServer
 from framework.server.repository import read_model_config
 from framework.sonic.client import TritonClient

@@ -35,7 +35,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..exceptions import ConfigurationError
-from .modules import _Module
+from .modules import ModuleDecl
 from .types import PSet
 
 log = logging.getLogger(__name__)
@@ -57,7 +57,7 @@ def configuring(process: Any | None = None, *, extra: Iterable[Modifier] = ()) -
     scope). On exit the state from before the scope comes back."""
     extra = tuple(extra)
     for m in extra:
-        _check_modifier(m)
+        check_modifier(m)
     outer = _scope.get()
     token = _scope.set(_Scope(process, (outer.extra if outer else ()) + extra))
     try:
@@ -86,7 +86,8 @@ def reset_all() -> None:
     _scope.set(None)
 
 
-def _check_modifier(modifier: Any) -> None:
+def check_modifier(modifier: Any) -> None:
+    """A :class:`ConfigurationError` unless *modifier* is a ``cms.Modifier`` or ``cms.ModifierChain``."""
     if not isinstance(modifier, Modifier):
         raise ConfigurationError(f"Process modifiers must be cms.Modifier or cms.ModifierChain, got {modifier!r}")
 
@@ -119,7 +120,9 @@ def _apply_changes(obj: Any, changes: dict[str, Any]) -> None:
             setattr(obj, key, value)
 
 
-class _ModifierBase:
+class ModifierBase:
+    """What Modifier and ModifierChain share: whether they are chosen for a Process."""
+
     def _isChosenIn(self, chosen: set[Modifier]) -> bool:
         raise NotImplementedError
 
@@ -141,7 +144,7 @@ class _ModifierBase:
         if self._isChosenIn(chosen_set(process.modifiers_())):
             op()
 
-    def toModify(self, obj: Any, func: Callable[[Any], None] | None = None, **changes: Any) -> _ModifierBase:
+    def toModify(self, obj: Any, func: Callable[[Any], None] | None = None, **changes: Any) -> ModifierBase:
         """If chosen, change *obj* now: call ``func(obj)`` and set the given parameters (``None``
         removes a parameter; a dict edits a nested PSet). Otherwise nothing, ever."""
         if func is not None and not callable(func):
@@ -155,11 +158,11 @@ class _ModifierBase:
         self._do("toModify", op)
         return self
 
-    def toReplaceWith(self, toObj: Any, fromObj: Any) -> _ModifierBase:
+    def toReplaceWith(self, toObj: Any, fromObj: Any) -> ModifierBase:
         """If chosen, replace *toObj* by *fromObj* in place now, keeping *toObj*'s label (and so its
         place in every Path and Task and the names of its products). Otherwise nothing, ever."""
-        if isinstance(toObj, _Module):
-            if not isinstance(fromObj, _Module):
+        if isinstance(toObj, ModuleDecl):
+            if not isinstance(fromObj, ModuleDecl):
                 raise ConfigurationError(f"toReplaceWith: {fromObj!r} is not a module")
             if type(toObj) is not type(fromObj):
                 raise ConfigurationError(
@@ -187,17 +190,17 @@ class _ModifierBase:
         ``func(process)`` if this modifier is chosen for that process."""
         return ProcessModifier(self, func)
 
-    def __and__(self, other: _ModifierBase) -> _ModifierBase:
+    def __and__(self, other: ModifierBase) -> ModifierBase:
         return _BinaryModifier(self, other, all)
 
-    def __or__(self, other: _ModifierBase) -> _ModifierBase:
+    def __or__(self, other: ModifierBase) -> ModifierBase:
         return _BinaryModifier(self, other, any)
 
-    def __invert__(self) -> _ModifierBase:
+    def __invert__(self) -> ModifierBase:
         return _NotModifier(self)
 
 
-class Modifier(_ModifierBase):
+class Modifier(ModifierBase):
     """A named switch of the configuration, chosen for a Process by passing it to ``Process``."""
 
     def __init__(self) -> None:
@@ -231,7 +234,7 @@ class Modifier(_ModifierBase):
 class ModifierChain(Modifier):
     """Several modifiers chosen together."""
 
-    def __init__(self, *modifiers: _ModifierBase):
+    def __init__(self, *modifiers: ModifierBase):
         super().__init__()
         for m in modifiers:
             if not isinstance(m, Modifier):
@@ -255,7 +258,7 @@ class PluginModifierChain(ModifierChain):
     entry points of group *group* (name = the modifier's name, value = ``package.module:modifier``), read when
     the chain is first asked for its members (a config choosing it, ``dump``)."""
 
-    def __init__(self, group: str, *modifiers: _ModifierBase):
+    def __init__(self, group: str, *modifiers: ModifierBase):
         self._group = group
         self._attached: list[Modifier] | None = None
         super().__init__(*modifiers)
@@ -286,10 +289,10 @@ class PluginModifierChain(ModifierChain):
         return ModifierChain(*(m for m in self._modifiers if m not in toExclude))
 
 
-class _BinaryModifier(_ModifierBase):
+class _BinaryModifier(ModifierBase):
     """``a & b``, ``a | b``."""
 
-    def __init__(self, a: _ModifierBase, b: _ModifierBase, how: Callable) -> None:
+    def __init__(self, a: ModifierBase, b: ModifierBase, how: Callable) -> None:
         self._parts = (a, b)
         self._how = how
 
@@ -297,10 +300,10 @@ class _BinaryModifier(_ModifierBase):
         return self._how(p._isChosenIn(chosen) for p in self._parts)
 
 
-class _NotModifier(_ModifierBase):
+class _NotModifier(ModifierBase):
     """``~m``: acts when *m* is not chosen for the process being configured."""
 
-    def __init__(self, m: _ModifierBase) -> None:
+    def __init__(self, m: ModifierBase) -> None:
         self._m = m
 
     def _isChosenIn(self, chosen: set[Modifier]) -> bool:
@@ -311,7 +314,7 @@ class ProcessModifier:
     """Calls ``func(process)`` once per process it is attached to, if its modifier is chosen for
     that process (CMSSW's ``ProcessModifier``)."""
 
-    def __init__(self, modifier: _ModifierBase, func: Callable[[Any], None]):
+    def __init__(self, modifier: ModifierBase, func: Callable[[Any], None]):
         self._modifier = modifier
         self._func = func
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 from ..exceptions import ConfigurationError
-from .types import PSet, _dump_call, copy_value
+from .types import PSet, copy_value, dump_call
 
 
-class _Module(PSet):
+class ModuleDecl(PSet):
     """A declared module: a C++-style type name plus parameters. The label is the attribute name
     under which it is attached to the :class:`Process`."""
 
@@ -44,7 +44,7 @@ class _Module(PSet):
     def setLabel(self, label: str | None) -> None:
         object.__setattr__(self, "_label", label)
 
-    def clone(self, *args: Any, **changes: Any) -> _Module:
+    def clone(self, *args: Any, **changes: Any) -> ModuleDecl:
         """A copy with some parameters changed; a value of ``None`` removes the parameter."""
         new = type(self)(self._type, **{k: copy_value(v) for k, v in self._params.items()})
         for a in args:
@@ -58,7 +58,7 @@ class _Module(PSet):
                 setattr(new, k, v)
         return new
 
-    def _replaceWith(self, other: _Module) -> None:
+    def _replaceWith(self, other: ModuleDecl) -> None:
         """Become *other* in place (type and parameters), keeping the label."""
         if type(other) is not type(self):
             raise ConfigurationError(
@@ -68,43 +68,43 @@ class _Module(PSet):
         object.__setattr__(self, "_type", other._type)
         object.__setattr__(self, "_params", {k: copy_value(v) for k, v in other._params.items()})
 
-    def copy(self) -> _Module:
+    def copy(self) -> ModuleDecl:
         return self.clone()
 
     def dumpPython(self, indent: int = 0) -> str:
-        return _dump_call(f"cms.{type(self).__name__}", [repr(self._type)], self._params, indent)
+        return dump_call(f"cms.{type(self).__name__}", [repr(self._type)], self._params, indent)
 
     def __eq__(self, other: object) -> bool:
-        return isinstance(other, _Module) and self._type == other._type and self.value() == other.value()
+        return isinstance(other, ModuleDecl) and self._type == other._type and self.value() == other.value()
 
     __hash__ = object.__hash__  # modules are identified by object (used in sets of paths/tasks)
 
 
-class EDProducer(_Module):
+class EDProducer(ModuleDecl):
     _kind = "producer"
 
 
-class EDFilter(_Module):
+class EDFilter(ModuleDecl):
     _kind = "filter"
 
 
-class EDAnalyzer(_Module):
+class EDAnalyzer(ModuleDecl):
     _kind = "analyzer"
 
 
-class OutputModule(_Module):
+class OutputModule(ModuleDecl):
     _kind = "output"
 
 
-class Source(_Module):
+class Source(ModuleDecl):
     _kind = "source"
 
 
-class Service(_Module):
+class Service(ModuleDecl):
     _kind = "service"
 
 
-class ESProducer(_Module):
+class ESProducer(ModuleDecl):
     _kind = "esproducer"
 
 

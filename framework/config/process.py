@@ -6,17 +6,17 @@ import importlib
 from typing import Any
 
 from ..exceptions import ConfigurationError, did_you_mean
-from .modifiers import Modifier, ProcessModifier, _check_modifier, _ModifierBase, process_created
+from .modifiers import Modifier, ModifierBase, ProcessModifier, check_modifier, process_created
 from .modules import (
     EDAnalyzer,
     EDFilter,
     EDProducer,
+    ModuleDecl,
     OutputModule,
     Service,
     Source,
-    _Module,
 )
-from .sequences import EndPath, Path, Schedule, Sequence, Task, _Sequenceable
+from .sequences import EndPath, Path, Schedule, Sequence, Sequenceable, Task
 from .types import PSet, plain
 
 OPTIONS_DEFAULTS: dict[str, Any] = {
@@ -36,7 +36,7 @@ class Process:
     process; creating it makes it the process being configured (see :mod:`.modifiers`).
     """
 
-    def __init__(self, name: str, *modifiers: _ModifierBase):
+    def __init__(self, name: str, *modifiers: ModifierBase):
         if not isinstance(name, str) or not name.isidentifier():
             raise ConfigurationError(f"Process name must be an identifier, got {name!r}")
         d = self.__dict__
@@ -51,7 +51,7 @@ class Process:
         d["options"] = PSet(**OPTIONS_DEFAULTS)
         d["maxEvents"] = PSet(**MAXEVENTS_DEFAULTS)
         for m in modifiers:
-            _check_modifier(m)
+            check_modifier(m)
         for m in list(modifiers) + list(process_created(self)):
             self.applyModifier(m)
 
@@ -59,10 +59,10 @@ class Process:
     def name_(self) -> str:
         return self._name
 
-    def applyModifier(self, modifier: _ModifierBase) -> None:
+    def applyModifier(self, modifier: ModifierBase) -> None:
         """Choose *modifier* for this process (``Process(name, modifier)`` does this): from now on
         it acts on what is modified while this process is being configured."""
-        _check_modifier(modifier)
+        check_modifier(modifier)
         if modifier not in self._modifiers:
             self._modifiers.append(modifier)
             modifier._applyToProcess(self)
@@ -90,17 +90,17 @@ class Process:
             value.setLabel(value.type_())
             self._services[value.type_()] = value
             return
-        if not isinstance(value, (_Module, _Sequenceable, Task)):
+        if not isinstance(value, (ModuleDecl, Sequenceable, Task)):
             raise ConfigurationError(
                 f"process.{label}: only modules, Paths, Sequences, Tasks and Services can be attached, got {value!r}"
             )
         old = self._objects.get(label)
-        if value.label_() not in (None, label) and isinstance(value, _Module):
+        if value.label_() not in (None, label) and isinstance(value, ModuleDecl):
             value = value.clone()  # the same declaration attached twice: a copy under the new label
         value.setLabel(label)
         if old is not None and old is not value:
             for obj in self._objects.values():
-                if isinstance(obj, _Sequenceable):
+                if isinstance(obj, Sequenceable):
                     obj.replace(old, value)
         else:
             self._order.append(label)
@@ -121,7 +121,7 @@ class Process:
             obj = self._objects.pop(label)
             self._order.remove(label)
             for other in self._objects.values():
-                if isinstance(other, _Sequenceable):
+                if isinstance(other, Sequenceable):
                     other.remove(obj)
             obj.setLabel(None)
         elif label in self._services:
@@ -149,7 +149,7 @@ class Process:
         for name, value in vars(module).items():
             if name.startswith("_"):
                 continue
-            if isinstance(value, (_Module, _Sequenceable, Task)) and not isinstance(value, Source):
+            if isinstance(value, (ModuleDecl, Sequenceable, Task)) and not isinstance(value, Source):
                 setattr(self, name, value)
 
     def _merge_defaults(self, which: str, value: Any) -> PSet:
@@ -168,8 +168,8 @@ class Process:
         return merged
 
     # ---------------------------------------------------------------- views
-    def modules_(self) -> dict[str, _Module]:
-        return {k: v for k, v in self._objects.items() if isinstance(v, _Module)}
+    def modules_(self) -> dict[str, ModuleDecl]:
+        return {k: v for k, v in self._objects.items() if isinstance(v, ModuleDecl)}
 
     def producers_(self) -> dict[str, EDProducer]:
         return {k: v for k, v in self._objects.items() if isinstance(v, EDProducer)}
@@ -214,9 +214,9 @@ class Process:
             return paths + ends
         return list(self.paths_().items()) + list(self.endpaths_().items())
 
-    def unscheduledModules_(self) -> list[_Module]:
+    def unscheduledModules_(self) -> list[ModuleDecl]:
         """Modules of Tasks associated with scheduled paths or with the schedule."""
-        seen: dict[int, _Module] = {}
+        seen: dict[int, ModuleDecl] = {}
         for _, p in self.scheduledPaths_():
             for m in p.taskModules():
                 seen.setdefault(id(m), m)
@@ -245,7 +245,7 @@ class Process:
         out.append("")
         for label in self._order:  # modules first, then Tasks, Sequences and Paths in definition order
             obj = self._objects[label]
-            if isinstance(obj, _Module):
+            if isinstance(obj, ModuleDecl):
                 out.append(f"process.{label} = {obj.dumpPython()}")
         emitted: set[str] = set()
 
@@ -255,9 +255,9 @@ class Process:
             emitted.add(label)
             obj = self._objects[label]
 
-            def visit(seq: _Sequenceable) -> None:
+            def visit(seq: Sequenceable) -> None:
                 for x in list(seq._items) + list(seq._tasks):
-                    if isinstance(x, _Sequenceable):
+                    if isinstance(x, Sequenceable):
                         if x.label_() in self._objects and self._objects[x.label_()] is x:
                             emit(x.label_())
                         else:
@@ -267,14 +267,14 @@ class Process:
             out.append(f"process.{label} = {obj.dumpPython()}")
 
         for label in self._order:
-            if not isinstance(self._objects[label], _Module):
+            if not isinstance(self._objects[label], ModuleDecl):
                 emit(label)
         if self.schedule is not None:
             refs = ", ".join(f"process.{p.label_()}" for p in self.schedule)
             tasks = getattr(self.schedule, "tasks", [])
             extra = ""
             if tasks:
-                extra = ", tasks=[" + ", ".join(_Sequenceable._ref(t) for t in tasks) + "]"
+                extra = ", tasks=[" + ", ".join(Sequenceable._ref(t) for t in tasks) + "]"
             out.append(f"process.schedule = cms.Schedule({refs}{extra})")
         return "\n".join(out) + "\n"
 

@@ -6,16 +6,16 @@ from collections.abc import Iterator
 from typing import Any
 
 from ..exceptions import ConfigurationError
-from .modules import SCHEDULABLE, _Module
+from .modules import SCHEDULABLE, ModuleDecl
 
 
 def _check_item(item: Any, where: str) -> Any:
-    if isinstance(item, (_Module, _Sequenceable)):
+    if isinstance(item, (ModuleDecl, Sequenceable)):
         return item
     raise ConfigurationError(f"{where} accepts modules, Sequences and Tasks, got {item!r}")
 
 
-class _Sequenceable:
+class Sequenceable:
     """Something holding an ordered list of modules and nested sequences/tasks."""
 
     def __init__(self, *items: Any):
@@ -38,14 +38,14 @@ class _Sequenceable:
     def label_(self) -> str | None:
         return self._label
 
-    def __add__(self, other: Any) -> _Sequenceable:
+    def __add__(self, other: Any) -> Sequenceable:
         new = type(self)(*self._items, *self._tasks)
         new._add(other)
         return new
 
     __mul__ = __add__
 
-    def __iadd__(self, other: Any) -> _Sequenceable:
+    def __iadd__(self, other: Any) -> Sequenceable:
         self._add(other)
         return self
 
@@ -67,7 +67,7 @@ class _Sequenceable:
                 if x is item:
                     lst.remove(x)
                     found = True
-                elif isinstance(x, _Sequenceable):
+                elif isinstance(x, Sequenceable):
                     found = x.remove(item) or found
         return found
 
@@ -78,24 +78,24 @@ class _Sequenceable:
                 if x is old:
                     lst[i] = new
                     found = True
-                elif isinstance(x, _Sequenceable):
+                elif isinstance(x, Sequenceable):
                     found = x.replace(old, new) or found
         return found
 
-    def moduleSequence(self) -> Iterator[_Module]:
+    def moduleSequence(self) -> Iterator[ModuleDecl]:
         """The scheduled modules in order (nested Sequences flattened, Tasks excluded)."""
         for x in self._items:
-            if isinstance(x, _Module):
+            if isinstance(x, ModuleDecl):
                 yield x
             elif isinstance(x, Sequence):
                 yield from x.moduleSequence()
 
-    def taskModules(self) -> Iterator[_Module]:
+    def taskModules(self) -> Iterator[ModuleDecl]:
         """All modules of the Tasks associated (directly or through nested sequences)."""
         for t in self._tasks:
             yield from t.moduleSequence()
         for x in self._items:
-            if isinstance(x, _Sequenceable):
+            if isinstance(x, Sequenceable):
                 yield from x.taskModules()
 
     @staticmethod
@@ -114,16 +114,16 @@ class _Sequenceable:
         return iter(self._items + self._tasks)
 
 
-class Sequence(_Sequenceable):
+class Sequence(Sequenceable):
     """An ordered group of modules to reuse in Paths."""
 
 
-class Path(_Sequenceable):
+class Path(Sequenceable):
     """Modules run in order; a filter returning False stops the path for that event."""
 
     def _add(self, item: Any) -> None:
         super()._add(item)
-        if isinstance(item, _Module) and not isinstance(item, SCHEDULABLE):
+        if isinstance(item, ModuleDecl) and not isinstance(item, SCHEDULABLE):
             raise ConfigurationError(f"a Path holds producers, filters, analyzers and outputs, not {item!r}")
 
 
@@ -131,13 +131,13 @@ class EndPath(Path):
     """A path for output modules and analyzers, run after all Paths."""
 
 
-class Task(_Sequenceable):
+class Task(Sequenceable):
     """An unordered group of producers run on demand (unscheduled): a producer in a Task runs
     when its product is first asked for."""
 
-    def moduleSequence(self) -> Iterator[_Module]:
+    def moduleSequence(self) -> Iterator[ModuleDecl]:
         for x in self._items:
-            if isinstance(x, _Module):
+            if isinstance(x, ModuleDecl):
                 yield x
             else:
                 yield from x.moduleSequence()

@@ -235,7 +235,7 @@ class PSet:
         return type(self)(**{k: copy_value(v) for k, v in self._params.items()})
 
     def dumpPython(self, indent: int = 0) -> str:
-        return _dump_call(f"cms.{type(self).__name__}", [], self._params, indent)
+        return dump_call(f"cms.{type(self).__name__}", [], self._params, indent)
 
     def __repr__(self) -> str:
         return self.dumpPython()
@@ -321,7 +321,8 @@ def dump_value(v: Any, indent: int = 0) -> str:
     return repr(v)
 
 
-def _dump_call(head: str, args: list[str], params: dict[str, Any], indent: int) -> str:
+def dump_call(head: str, args: list[str], params: dict[str, Any], indent: int) -> str:
+    """``head(args..., name = value, ...)`` as ``dumpPython`` writes it, one parameter a line past *indent*."""
     if not params:
         return f"{head}({', '.join(args)})"
     pad = " " * (indent + 4)

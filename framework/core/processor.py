@@ -17,7 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..config.modules import _Module
+from ..config.modules import ModuleDecl
 from ..config.process import Process
 from ..config.sequences import EndPath
 from ..config.types import InputTag, PSet, VInputTag, VPSet
@@ -57,7 +57,7 @@ def _input_tags(value: Any) -> Iterable[str]:
             yield from _input_tags(p)
 
 
-def build_module(decl: _Module, label: str) -> tuple[type, Params]:
+def build_module(decl: ModuleDecl, label: str) -> tuple[type, Params]:
     """Resolve a declaration to its class and checked parameters (configuration-time checks)."""
     kind = decl.kind_() if decl.kind_() in _MODULE_KINDS else None
     cls = lookup(decl.type_(), kind)
@@ -69,7 +69,7 @@ def build_module(decl: _Module, label: str) -> tuple[type, Params]:
 @dataclass
 class ModuleInfo:
     label: str
-    decl: _Module
+    decl: ModuleDecl
     cls: type
     params: Params
     consumes: list[str]
@@ -172,7 +172,7 @@ class EventProcessor:
                     raise ConfigurationError(f"output module '{lab}' is on Path '{name}'; put it on an EndPath")
         self.path_names = [n for n, _, end in self.paths if not end]
 
-    def _add_module(self, label: str, decl: _Module, on_demand: bool) -> None:
+    def _add_module(self, label: str, decl: ModuleDecl, on_demand: bool) -> None:
         if label in self.modules:
             return
         cls, params = build_module(decl, label)
@@ -655,7 +655,7 @@ class _StreamState:
         self.event: EventPrincipal | None = None
 
 
-def _input_tags_of(decl: _Module) -> Iterable[str]:
+def _input_tags_of(decl: ModuleDecl) -> Iterable[str]:
     for v in decl.parameters_().values():
         yield from _input_tags(v)
 

@@ -1,1 +1,1 @@
-"""ROOT input and output: sources, the output module and the sample generator."""
+"""ROOT input and output: sources and the output module (the sample generators are in framework.samples)."""

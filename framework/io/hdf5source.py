@@ -5,7 +5,7 @@ Two layouts are recognised per file:
 * **pynuml (columnar)**: one group per table (``hit_table``, ``spacepoint_table``, ``event_table``, ...), one
   dataset per column of shape ``(rows, k)``, every table's rows ordered by event with ``event_id`` ``(rows, 3)``
   = run, subrun, event and ``event_id.seq_cnt`` ``(events with rows, 2)`` = (event sequence number, rows).
-  Events are the rows of ``event_table``. The generator (:mod:`framework.io.nugraph_generate`) writes it.
+  Events are the rows of ``event_table``. The generator (:mod:`framework.samples.nugraph`) writes it.
 * **pandas HDFStore, "fixed" format** (one event per file): one group per DataFrame with ``axis0`` (column
   names), ``axis1`` (row index) and ``block<i>_items`` / ``block<i>_values`` (columns grouped by dtype).
   Blocks of Python objects (pickled strings) are not read.

@@ -1,4 +1,4 @@
-"""The NanoAOD/PFNano-style event schema written by :mod:`framework.io.generate`.
+"""The NanoAOD/PFNano-style event schema written by :mod:`framework.samples`.
 
 The schema is plain data so that docs, tests and readers can use it: :data:`BRANCHES` maps every branch
 name of the ``Events`` tree to a :class:`Branch` (dtype, collection, one-line meaning). Names follow real

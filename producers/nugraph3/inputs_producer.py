@@ -20,7 +20,7 @@ from framework.ml.inputs import BatchInputsProducer
 
 # the checks build_graph applies to its inputs (names, lengths, dtypes, planes, finite values)
 from .preprocess import INPUT_DTYPES
-from .preprocess import _read_inputs as check_inputs
+from .preprocess import read_inputs as check_inputs
 
 #: the branches the inputs producer reads (the server's input names)
 INPUT_BRANCHES: tuple[str, ...] = tuple(INPUT_DTYPES)

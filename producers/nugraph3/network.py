@@ -34,7 +34,7 @@ from .preprocess import PLANES, HitGraph
 if TYPE_CHECKING:
     import torch
 
-    from ._torch_model import NuGraph3, NuGraph3Config
+    from .torch_model import NuGraph3, NuGraph3Config
 
 log = logging.getLogger(__name__)
 
@@ -53,9 +53,9 @@ class NuGraphModelError(InputError):
 def __getattr__(name: str) -> Any:
     # the torch classes, on first use only
     if name in ("NuGraph3", "NuGraph3Config"):
-        from . import _torch_model
+        from . import torch_model
 
-        return getattr(_torch_model, name)
+        return getattr(torch_model, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
@@ -79,7 +79,7 @@ def _read_checkpoint(path: str | os.PathLike) -> dict:
 
 
 def _config_from(ckpt: dict) -> NuGraph3Config:
-    from ._torch_model import NuGraph3Config
+    from .torch_model import NuGraph3Config
 
     hp = ckpt.get("hyper_parameters")
     if hp is None:
@@ -102,7 +102,7 @@ def load_network(path: str | os.PathLike, device: str | torch.device = "cpu") ->
     """The NuGraph3 network with the weights of checkpoint *path*, in eval mode on *device*."""
     import torch
 
-    from ._torch_model import NuGraph3, rename_state_dict
+    from .torch_model import NuGraph3, rename_state_dict
 
     ckpt = _read_checkpoint(path)
     if not isinstance(ckpt, dict):

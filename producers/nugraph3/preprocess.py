@@ -144,7 +144,10 @@ def _column(inputs: Mapping[str, object], name: str) -> np.ndarray:
     return arr.astype(want, copy=False)
 
 
-def _read_inputs(inputs: Mapping[str, object]) -> dict[str, np.ndarray]:
+def read_inputs(inputs: Mapping[str, object]) -> dict[str, np.ndarray]:
+    """The NuGraph3 input tensors of *inputs* as NumPy arrays, checked: a
+    missing or unexpected name is an :class:`InputError`.
+    """
     missing = [n for n in INPUT_DTYPES if n not in inputs]
     if missing:
         extra = [str(k) for k in inputs if k not in INPUT_DTYPES]
@@ -241,7 +244,7 @@ def build_graph(inputs: Mapping[str, object]) -> HitGraph:
     Values are cast to the server's dtypes (int32, float32) first. Raises :class:`NuGraphInputError` for a
     missing input, tables of inconsistent length, a plane number other than 0-2 or non-finite values.
     """
-    cols = _read_inputs(inputs)
+    cols = read_inputs(inputs)
     plane_of_hit = cols["hit_table_local_plane"]
     n_sp = cols["spacepoint_table_spacepoint_id"].shape[0]
     x, edge_plane, edge_nexus, hit_index, hit_id, n_hits, n_tri = {}, {}, {}, {}, {}, {}, {}

@@ -39,7 +39,7 @@ from .preprocess import PLANES, HitGraph, batch_graphs, build_graph
 if TYPE_CHECKING:
     import torch
 
-    from ._torch_model import NuGraph3
+    from .torch_model import NuGraph3
 
 log = logging.getLogger(__name__)
 
@@ -255,11 +255,11 @@ def predict(net: NuGraph3, events: Sequence[LabelledEvents], batch_size: int = 3
 
 def reference_state_dict(state: dict[str, Any], planes: Sequence[str] = PLANES) -> dict[str, Any]:
     """*state* (our module names) under the reference checkpoint's names: the inverse of
-    :func:`producers.nugraph3._torch_model.rename_state_dict`."""
-    from ._torch_model import _KEY_MAP
+    :func:`producers.nugraph3.torch_model.rename_state_dict`."""
+    from .torch_model import KEY_MAP
 
     pairs = []
-    for theirs, ours in _KEY_MAP:
+    for theirs, ours in KEY_MAP:
         pairs += [(theirs.format(p=p), ours.format(p=p)) for p in planes] if "{p}" in ours else [(theirs, ours)]
     renamed = {}
     for key, value in state.items():

@@ -131,7 +131,7 @@ class NuGraph3(nn.Module):
 
 
 #: checkpoint key prefixes (NuGraph3 LightningModule) -> ours; ``{p}`` stands for each plane
-_KEY_MAP = (
+KEY_MAP = (
     ("encoder.lins.{p}.", "encoder.{p}."),
     ("core_net.plane_net.convs.<{p}___plane___{p}>.", "plane.{p}."),
     ("core_net.plane_to_nexus.convs.<{p}___nexus___sp>.", "plane_to_nexus.{p}."),
@@ -144,21 +144,21 @@ _KEY_MAP = (
     ("vertex_decoder.net.", "vertex."),
 )
 #: checkpoint entries used only in training: the decoders' loss temperatures
-_TRAINING_ONLY = ("event_decoder.temp", "semantic_decoder.temp", "filter_decoder.temp", "vertex_decoder.temp")
+TRAINING_ONLY = ("event_decoder.temp", "semantic_decoder.temp", "filter_decoder.temp", "vertex_decoder.temp")
 
 
 def rename_state_dict(state: dict[str, Tensor], planes: tuple[str, ...]) -> dict[str, Tensor]:
     """The checkpoint's ``state_dict`` under our module names (keys of neither naming are kept as they are;
     the decoders' loss temperatures, used only in training, are dropped)."""
     pairs = []
-    for theirs, ours in _KEY_MAP:
+    for theirs, ours in KEY_MAP:
         if "{p}" in theirs:
             pairs += [(theirs.format(p=p), ours.format(p=p)) for p in planes]
         else:
             pairs.append((theirs, ours))
     renamed = {}
     for key, value in state.items():
-        if key in _TRAINING_ONLY:
+        if key in TRAINING_ONLY:
             continue
         for theirs, ours in pairs:
             if key.startswith(theirs):
