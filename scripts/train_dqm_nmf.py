@@ -56,10 +56,10 @@ ELEMENT = "JetMET/MET/pfMETT1/Cleaned/METSig"
 #   bins (~35 jets expected) empties whole cells.
 # Threshold: the QUANTILE of the MSE of held-out good sections (--validate) times MARGIN.
 MONITORING_ELEMENTS = {
-    "METSig": dict(element=ELEMENT, name=MODEL_NAME, components=2, quantile=0.99, margin=1.1,
+    "METSig": dict(element=ELEMENT, name=MODEL_NAME, components=1, quantile=0.99, margin=1.0,
                    features=dict(transform="sqrt", flow=True, edges=tuple(range(1, 53, 3)) + (53,))),
     "JetOcc": dict(element="JetMET/Jet/Cleanedak4PFJetsCHS/PhiVSEta", name="dqmNMFJetOcc", components=2,
-                   quantile=0.99, margin=1.1,
+                   quantile=0.99, margin=1.2,
                    features=dict(transform="sqrt", shape=(50, 24), crop=(13, 37), merge=(4, 3))),
 }
 IMPLEMENTATION = "producers.dqm_nmf.mlserver_handler.NMFHandler"  # one handler for every model (importable)
