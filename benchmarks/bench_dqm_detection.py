@@ -44,7 +44,7 @@ def bad_lumis_spec(seed: int, runs: int, lumis: int, per_type: int) -> str:
     return ",".join(f"{1 + int(p) // lumis}:{1 + int(p) % lumis}={n}" for p, n in zip(picks, names))
 
 
-def _framework(*args: str, cwd: str = REPO) -> None:
+def framework_cli(*args: str, cwd: str = REPO) -> None:
     done = subprocess.run([sys.executable, "-m", "framework", *args], cwd=cwd, capture_output=True, text=True)
     if done.returncode != 0:
         raise RuntimeError(f"python -m framework {' '.join(args)} failed ({done.returncode}):\n{done.stderr[-2000:]}")
@@ -56,10 +56,10 @@ def run_seed(seed: int, workdir: str, *, runs: int = 2, lumis: int = 20, events_
     spec = bad_lumis_spec(seed, runs, lumis, per_type)
     events = os.path.join(workdir, f"events_{seed}.root")
     dqm = os.path.join(workdir, f"dqm_{seed}.root")
-    _framework("generate", "--events", str(runs * lumis * events_per_lumi), "--seed", str(seed), "--run", "1",
+    framework_cli("generate", "--events", str(runs * lumis * events_per_lumi), "--seed", str(seed), "--run", "1",
                "--events-per-lumi", str(events_per_lumi), "--lumis-per-run", str(lumis), "--bad-lumis", spec,
                "--branches", "MET_*,Jet_eta,Jet_phi,Jet_pt", events)
-    _framework("run", "configs/dqm_cfg.py", f"inputFiles={events}", f"outputFile={dqm}", *job_args)
+    framework_cli("run", "configs/dqm_cfg.py", f"inputFiles={events}", f"outputFile={dqm}", *job_args)
     return events, dqm, spec
 
 

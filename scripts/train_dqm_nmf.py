@@ -3,29 +3,34 @@
 recipe).
 
 Rows are one monitoring element per good luminosity section: ``--me METSig`` (default,
-``JetMET/MET/pfMETT1/Cleaned/METSig``, 51 bins, model ``dqmNMF``) or ``--me JetOcc`` (the jet eta-phi occupancy map
-``JetMET/Jet/Cleanedak4PFJetsCHS/PhiVSEta``, 50x24 flattened to 1200 bins, model ``dqmNMFJetOcc``). Each row is divided by its entries, min-max scaled per bin with the training sample's minimum and range,
-and factorised by scikit-learn's NMF in float64 (``producers/dqm_nmf/model.py``). The flag threshold is the
-``--quantile`` of the training sections' MSE times ``--margin`` (defaults 0.995 and 1.5 for METSig, 0.98 and 1.0
-for the occupancy map, whose MSE spread is narrow): the training sample is good sections only, and the margin
-covers the spread of good sections the fit never saw.
+``JetMET/MET/pfMETT1/Cleaned/METSig`` with its flow bins, 53, model ``dqmNMF``) or ``--me JetOcc`` (the jet eta-phi
+occupancy map ``JetMET/Jet/Cleanedak4PFJetsCHS/PhiVSEta``, 50x24 flattened to 1200 bins, model ``dqmNMFJetOcc``).
+Each is fed to the NMF in Poisson-aware cells (``MONITORING_ELEMENTS`` below; ``--features minmax``: the
+dism-examples per-bin min-max of the raw bins instead), factorised by scikit-learn's NMF in float64
+(``producers/dqm_nmf/model.py``). The flag threshold is the ``--quantile`` of the MSE of the held-out good sections
+of ``--validate`` (of the training sections without it) times ``--margin``; the rule is written in
+``threshold.json`` with the threshold.
 
-Written to ``--out`` (default ``data/models/<model name of --me>``): ``model.joblib``, ``threshold.json``, MLServer's
-``model-settings.json`` (name, implementation, parameters uri/version, inputs and outputs) and ``settings.json``,
-and the handler module ``dqm_nmf_handler.py`` (copied when ``--out`` is elsewhere).
+Written to ``--out`` (default ``data/models/<model name of --me>``): ``model.joblib``, ``threshold.json`` and
+MLServer's ``model-settings.json`` (name, the one handler ``producers.dqm_nmf.mlserver_handler.NMFHandler``,
+parameters uri/version, inputs and outputs) and ``settings.json``.
 
     python scripts/train_dqm_nmf.py --root dqm.root --runs 1,2       # sections of runs 1 and 2 of a DQM output
     python scripts/train_dqm_nmf.py --root dqm.root --truth events.root   # the sections events.root calls good
-    python scripts/train_dqm_nmf.py --npz hists.npz                    # an array 'hists' [n, bins] (+ 'good' mask)
+    python scripts/train_dqm_nmf.py --npz hists.npz --features minmax  # an array 'hists' [n, bins] (+ 'good' mask)
 
-The bundled model (``make train-dqm``) is trained on 300 good sections of 100 generated events that share nothing
-with the bundled sample ``data/samples/dqm.root`` (other seed, runs 101-103)::
+The bundled models (``make train-dqm``) are trained on 300 good sections of 100 generated events (seed 11, runs
+101-103) and thresholded on 600 held-out good sections (seed 12, runs 201-206), sharing nothing with the bundled
+sample ``data/samples/dqm.root`` (seed 10) or the detection benchmark's seeds::
 
     python -m framework generate --events 30000 --seed 11 --run 101 --events-per-lumi 100 --lumis-per-run 100 \
         --branches 'MET_*,Jet_eta,Jet_phi,Jet_pt' train_events.root
-    python -m framework run configs/dqm_cfg.py inputFiles=train_events.root outputFile=train_dqm.root
-    python scripts/train_dqm_nmf.py --root train_dqm.root
-    python scripts/train_dqm_nmf.py --root train_dqm.root --me JetOcc --components 4   # data/models/dqmNMFJetOcc
+    python -m framework generate --events 60000 --seed 12 --run 201 --events-per-lumi 100 --lumis-per-run 100 \
+        --branches 'MET_*,Jet_eta,Jet_phi,Jet_pt' held_out.root
+    python -m framework run configs/dqm_cfg.py nmfModel= nmfJetOccModel= inputFiles=train_events.root outputFile=train_dqm.root
+    python -m framework run configs/dqm_cfg.py nmfModel= nmfJetOccModel= inputFiles=held_out.root outputFile=held_out_dqm.root
+    python scripts/train_dqm_nmf.py --root train_dqm.root --validate held_out_dqm.root
+    python scripts/train_dqm_nmf.py --root train_dqm.root --validate held_out_dqm.root --me JetOcc
 """
 
 from __future__ import annotations
