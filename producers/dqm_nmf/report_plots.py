@@ -107,7 +107,8 @@ def element_figures(source: str, keys: dict[str, np.ndarray], scorers: list[Any]
                 for hh, color, text in ((h, "tab:red", label), (ref_h, "black", ref_label)):
                     v = hh.values()
                     total = hh.values(flow=True).sum()
-                    ax.stairs(v / total if total else v, edges, color=color, label=text)
+                    over = hh.values(flow=True)[-1] / total if total else 0.0
+                    ax.stairs(v / total if total else v, edges, color=color, label=f"{text}; overflow {over:.0%}")
                 ax.set_yscale("log")
                 ax.set_xlabel(h.axes[0].label or s.element.rsplit("/", 1)[-1], fontsize=8)
                 ax.set_ylabel("fraction of entries", fontsize=8)
