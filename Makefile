@@ -6,7 +6,9 @@ STAMP  := $(VENV)/.installed-stamp
 SAMPLE := data/samples/sample.root
 EVENTS ?= 200
 
-.PHONY: all install run test lint bench bench-client bench-sonic bench-job bench-features train train-dqm clean
+BROWSER_STAMP := $(VENV)/.browser-stamp
+
+.PHONY: all install browser run test lint bench bench-client bench-sonic bench-job bench-features train train-dqm clean
 
 all: test
 
@@ -24,8 +26,15 @@ run: $(STAMP)
 	$(PY) -m framework run configs/miniaod_cfg.py maxEvents=$(EVENTS) inputFiles=$(SAMPLE) outputFile=out/miniaod_direct.root
 	$(PY) -m framework compare configs/miniaod_cfg.py maxEvents=$(EVENTS) inputFiles=$(SAMPLE) --out out/compare
 
+## browser: Debian's chromium, for the report pages' browser checks (tests skip with the reason without it)
+browser: $(BROWSER_STAMP)
+$(BROWSER_STAMP): | $(STAMP)
+	@command -v chromium >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq chromium >/dev/null) \
+		|| echo "make browser: could not install chromium (apt-get); the browser checks will skip, saying so"
+	touch $(BROWSER_STAMP)
+
 ## test: the test suite (real ROOT files, real Triton server)
-test: $(STAMP)
+test: $(STAMP) $(BROWSER_STAMP)
 	$(PY) -m pytest -q
 
 lint: $(STAMP)
