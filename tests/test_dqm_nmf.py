@@ -247,18 +247,16 @@ def test_report_covers_every_scorer_with_its_own_threshold_and_the_truth(direct_
 def test_report_page_is_one_self_contained_file_that_renders(direct_output, tmp_path):
     """index.html: the verdict, the scorers, the confusion table and the 3 plots embedded as PNG data, no URL;
     rendered by headless Chromium (tests/browser.py) with every image loaded."""
-    pytest.importorskip("framework.report.html", reason="framework/report/html.py (the shared HTML API, branch i19c) "
-                        "is not merged yet")
     from producers.dqm_nmf.report import main
+    from tests import browser
 
     assert main([str(direct_output), "--out", str(tmp_path), "--truth", str(SAMPLE)]) == 0
     page = (tmp_path / "index.html").read_text()
     assert "DQM anomaly report" in page and page.count("data:image/png;base64,") == 3
     assert "http://" not in page and "https://" not in page
     assert "dead-region: caught (AUC)" in page and "dqmNMFJetOcc" in page
-    browser = pytest.importorskip("tests.browser", reason="tests/browser.py (branch i19c) is not merged yet")
-    if not Path("/usr/bin/chromium").exists():
-        pytest.skip("/usr/bin/chromium is absent (make install-browser installs it)")
+    if browser.CHROMIUM is None:
+        pytest.skip(browser.REASON)
     shown = browser.render(tmp_path / "index.html", tmp_path / "page.png")
     assert shown["errors"] == [] and shown["images_total"] == 3 and shown["images_loaded"] == 3, shown
     assert "DQM anomaly report" in shown["dom"]

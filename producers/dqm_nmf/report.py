@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import os
 from dataclasses import dataclass
 from typing import Any
@@ -29,8 +28,6 @@ from .detection import ANOMALY_TYPES, COMBINED, confusion, read_lumi_scores, rea
 from .model import THRESHOLD_FILE, Threshold
 
 __all__ = ["Scorer", "main", "write_report", "truth_name"]
-
-log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -209,12 +206,9 @@ def write_report(keys: dict[str, np.ndarray], scorers: list[Scorer], out_dir: st
         json.dump(data, f, indent=1)
     with open(os.path.join(out_dir, "report.md"), "w") as f:
         f.write(markdown(data, [name for name, _, _ in figures]))
-    try:
-        from .report_page import write_page
+    from .report_page import write_page
 
-        write_page(data, figures, out_dir, verdict=verdict(data["summary"]), tables=confusion_tables(data["summary"]))
-    except ImportError as exc:  # TODO(i19c): framework.report.html lands with the compare helper's branch
-        log.warning("index.html not written: %s", exc)
+    write_page(data, figures, out_dir, verdict=verdict(data["summary"]), tables=confusion_tables(data["summary"]))
     return data
 
 
