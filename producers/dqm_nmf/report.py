@@ -197,7 +197,7 @@ def write_report(keys: dict[str, np.ndarray], scorers: list[Scorer], out_dir: st
     if plot_it:
         from .report_plots import element_figures, score_figure
 
-        figures.append(("score.png", score_figure(keys, scorers, data), "the score of each scorer per section"))
+        figures.append(("score.png", score_figure(keys, scorers, data), "The score of each scorer per section"))
         for label, fig in element_figures(source, keys, scorers, data).items():
             figures.append((f"elements_{label}.png", fig, f"{label}: flagged sections beside a good reference"))
         for name, fig, _ in figures:

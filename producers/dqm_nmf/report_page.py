@@ -35,7 +35,7 @@ def write_page(data: dict[str, Any], figures: list[tuple[str, Any, str]], out_di
         sec = page.section("Truth: " + table["title"], anchor="confusion")
         sec.table(table["headers"], table["rows"])
     for name, _, caption in figures:
-        sec = page.section(caption[0].upper() + caption[1:], anchor=os.path.splitext(name)[0])
+        sec = page.section(caption, anchor=os.path.splitext(name)[0])
         sec.figure(Path(out_dir, name).read_bytes(), caption=caption, alt=caption)
     labels = list(s["scorers"])
     head = ["run", "lumi", *[f"{x} MSE" for x in labels], "flag"] + (["truth"] if "confusion" in s else [])
