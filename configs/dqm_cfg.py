@@ -22,7 +22,7 @@ options.register("wantSummary", 0, int, "1: print the per-module timing table")
 options.register("sonic", 0, int, "1: score the sections on MLServer (SONIC client) instead of in-process")
 options.register("nmfModel", dqmnmf.DEFAULT_MODEL_DIR, str, "the NMF model folder (MLServer/DIALS package); "
                  "empty: histograms only")
-options.register("nmfJetOccModel", "data/models/dqmNMFJetOcc", str, "the NMF model folder of the jet occupancy map; "
+options.register("nmfJetOccModel", dqmnmf.MODEL_DIRS["dqmNMFJetOcc"], str, "the NMF model folder of the jet occupancy map; "
                  "empty: no occupancy score")
 options.setDefault("inputFiles", ["data/samples/dqm.root"])
 options.setDefault("outputFile", "dqm.root")

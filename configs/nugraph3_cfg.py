@@ -21,6 +21,8 @@ options.register("sonic", 0, int, "1: run NuGraph3 via SONIC (Triton) instead of
 options.register("nugraphModel", nugraph3.DEFAULT_MODEL_DIR, str,
                  "NuGraph3 model directory (DIR/1/hierarchical.ckpt [+ DIR/config.pbtxt]), e.g. ../shared/models/nugraph3")
 options.register("wantSummary", 1, int, "1: print the per-module timing table")
+options.register("keepTruth", 0, int, "1: also write the input's truth (hit labels, neutrino vertex) for compare's "
+                 "efficiency, purity and residual plots", allowed=(0, 1))
 options.setDefault("outputFile", "nugraph3.root")
 options.parseArguments()
 
@@ -37,6 +39,9 @@ process.nugraphTask = nugraph3.add(process, "nuGraph3", options.nugraphModel)
 process.out = cms.OutputModule(
     "RootOutputModule",
     fileName=cms.string(options.outputFile),
-    outputCommands=cms.vstring("drop *", "keep run", "keep luminosityBlock", "keep event", "keep nuGraph3_*"),
+    outputCommands=cms.vstring("drop *", "keep run", "keep luminosityBlock", "keep event", "keep nuGraph3_*",
+                               *(["keep hit_table_local_plane", "keep hit_table_filter_label",
+                                  "keep hit_table_semantic_label", "keep event_table_nu_vtx_*"]
+                                 if options.keepTruth else [])),
 )
 process.endpath = cms.EndPath(process.out, process.nugraphTask)

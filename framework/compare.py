@@ -25,10 +25,6 @@ from .exceptions import FrameworkError, InputError
 
 log = logging.getLogger(__name__)
 
-FLAVOURS = {"b": 5, "c": 4, "light": 0}
-COLOURS = {"b": "tab:red", "c": "tab:green", "light": "tab:blue", "all": "black"}
-
-
 @dataclass
 class BranchDiff:
     branch: str
@@ -118,64 +114,6 @@ def compare_lumis(direct: str, sonic: str, *, atol: float, rtol: float) -> list[
                                rtol) for n in names]
 
 
-# ---------------------------------------------------------------------- plots
-def make_plots(direct: str, sonic: str, out_dir: str, score_prefix: str, met_prefix: str) -> list[str]:
-    """Score distributions direct vs SONIC by true flavour; MET distributions. Returns PNG paths."""
-    import hist
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import warnings
-
-    import matplotlib.pyplot as plt
-    import mplhep
-
-    warnings.filterwarnings("ignore", message="Integer weights indicate poissonian data")
-    plt.style.use(mplhep.style.CMS)
-    td, ts = uproot.open(direct)["Events"], uproot.open(sonic)["Events"]
-    made = []
-    scores = [k for k in td.keys() if k.startswith(score_prefix + "_")]
-    flav = td["Jet_hadronFlavour"].array() if "Jet_hadronFlavour" in td else None
-    for name in scores:
-        fig, ax = plt.subplots(figsize=(8, 6))
-        vd, vs = td[name].array(), ts[name].array()
-        for label, code in (FLAVOURS.items() if flav is not None else [("all", None)]):
-            sel = (flav == code) if code is not None else None
-            d = _flat(vd[sel] if sel is not None else vd)
-            s = _flat(vs[sel] if sel is not None else vs)
-            h_d = hist.Hist.new.Reg(40, -1.0, 1.0, name="score").Double().fill(d)
-            h_s = hist.Hist.new.Reg(40, -1.0, 1.0, name="score").Double().fill(s)
-            mplhep.histplot(h_d, ax=ax, label=f"{label} direct", histtype="step", linewidth=2, yerr=False, color=COLOURS[label])
-            mplhep.histplot(h_s, ax=ax, label=f"{label} SONIC", histtype="step", linestyle="--", linewidth=2, yerr=False, color=COLOURS[label])
-        ax.set_xlabel(name)
-        ax.set_ylabel("jets")
-        ax.set_yscale("log")
-        ax.legend(fontsize=12)
-        path = os.path.join(out_dir, f"{name}.png")
-        fig.savefig(path, dpi=80, bbox_inches="tight")
-        plt.close(fig)
-        made.append(path)
-    met_name = f"{met_prefix}_pt"
-    if met_name in td.keys():
-        fig, ax = plt.subplots(figsize=(8, 6))
-        axis = hist.axis.Regular(40, 0, 400, name="met")
-        for tree, label, style in ((td, "DeepMET direct", "-"), (ts, "DeepMET SONIC", "--")):
-            h = hist.Hist(axis).fill(_flat(tree[met_name].array()))
-            mplhep.histplot(h, ax=ax, label=label, histtype="step", linestyle=style, linewidth=2)
-        for other in ("GenMET_pt", "MET_pt", "PuppiMET_pt"):
-            if other in td.keys():
-                h = hist.Hist(axis).fill(_flat(td[other].array()))
-                mplhep.histplot(h, ax=ax, label=other, histtype="step", linewidth=1)
-        ax.set_xlabel("MET [GeV]")
-        ax.set_ylabel("events")
-        ax.legend(fontsize=12)
-        path = os.path.join(out_dir, "met.png")
-        fig.savefig(path, dpi=80, bbox_inches="tight")
-        plt.close(fig)
-        made.append(path)
-    return made
-
-
 # ---------------------------------------------------------------------- report
 def write_report(out_dir: str, diffs: list[BranchDiff], runs: dict[str, Any], plots: list[str]) -> tuple[str, str]:
     ok = all(d.ok for d in diffs)
@@ -260,10 +198,15 @@ def main(argv: list[str]) -> int:
     del keys
     if not diffs:
         raise FrameworkError(f"no product branches to compare in {direct}")
-    plots = [] if ns.no_plots else make_plots(direct, sonic, ns.out, ns.scores, ns.met)
+    from .report.compare_page import draw, write_page
+
+    drawn = [] if ns.no_plots else draw(direct, sonic, [d.branch for d in diffs], ns.out)
+    plots = [p.path for p in drawn]
     jpath, mpath = write_report(ns.out, diffs, runs, plots)
+    detail = f"{ns.config} {' '.join(rest)}".strip() if ns.config else f"{direct} vs {sonic}"
+    page = write_page(ns.out, diffs, runs, drawn, detail)
     print(open(mpath).read().split("## Plots")[0])
-    print(f"report: {mpath} and {jpath}")
+    print(f"report: {page}, {mpath} and {jpath}")
     bad = [d.branch for d in diffs if not d.ok]
     if bad:
         log.error("direct and SONIC disagree beyond tolerance in: %s", ", ".join(bad))

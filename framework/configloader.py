@@ -173,6 +173,12 @@ def apply_standard_options(process: Process, opts: varparsing.Options) -> None:
             raise ConfigurationError("outputFile= given, but the config has no output module")
         for out in outputs.values():
             out.fileName = opts.outputFile
+    if opts.given("outputFormat"):
+        outputs = process.outputModules_()
+        if not outputs:
+            raise ConfigurationError("outputFormat= given, but the config has no output module")
+        for out in outputs.values():
+            out.format = str(opts.outputFormat)
     if opts.given("address") or opts.given("port") or opts.given("protocol"):
         services = process.services_()
         if "TritonService" not in services:

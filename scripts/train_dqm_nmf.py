@@ -3,36 +3,40 @@
 recipe).
 
 Rows are one monitoring element per good luminosity section: ``--me METSig`` (default,
-``JetMET/MET/pfMETT1/Cleaned/METSig``, 51 bins, model ``dqmNMF``) or ``--me JetOcc`` (the jet eta-phi occupancy map
-``JetMET/Jet/Cleanedak4PFJetsCHS/PhiVSEta``, 50x24 flattened to 1200 bins, model ``dqmNMFJetOcc``). Each row is divided by its entries, min-max scaled per bin with the training sample's minimum and range,
-and factorised by scikit-learn's NMF in float64 (``producers/dqm_nmf/model.py``). The flag threshold is the
-``--quantile`` of the training sections' MSE times ``--margin`` (defaults 0.995 and 1.5 for METSig, 0.98 and 1.0
-for the occupancy map, whose MSE spread is narrow): the training sample is good sections only, and the margin
-covers the spread of good sections the fit never saw.
+``JetMET/MET/pfMETT1/Cleaned/METSig`` with its flow bins, 53, model ``dqmNMF``) or ``--me JetOcc`` (the jet eta-phi
+occupancy map ``JetMET/Jet/Cleanedak4PFJetsCHS/PhiVSEta``, 50x24 flattened to 1200 bins, model ``dqmNMFJetOcc``).
+Each is fed to the NMF in Poisson-aware cells (``MONITORING_ELEMENTS`` below; ``--features minmax``: the
+dism-examples per-bin min-max of the raw bins instead), factorised by scikit-learn's NMF in float64
+(``producers/dqm_nmf/model.py``). The flag threshold is the ``--quantile`` of the MSE of the held-out good sections
+of ``--validate`` (of the training sections without it) times ``--margin``; the rule is written in
+``threshold.json`` with the threshold.
 
-Written to ``--out`` (default ``data/models/<model name of --me>``): ``model.joblib``, ``threshold.json``, MLServer's
-``model-settings.json`` (name, implementation, parameters uri/version, inputs and outputs) and ``settings.json``,
-and the handler module ``dqm_nmf_handler.py`` (copied when ``--out`` is elsewhere).
+Written to ``--out`` (default ``data/models/<model name of --me>``): ``model.joblib``, ``threshold.json`` and
+MLServer's ``model-settings.json`` (name, the one handler ``producers.dqm_nmf.mlserver_handler.NMFHandler``,
+parameters uri/version, inputs and outputs) and ``settings.json``.
 
     python scripts/train_dqm_nmf.py --root dqm.root --runs 1,2       # sections of runs 1 and 2 of a DQM output
     python scripts/train_dqm_nmf.py --root dqm.root --truth events.root   # the sections events.root calls good
-    python scripts/train_dqm_nmf.py --npz hists.npz                    # an array 'hists' [n, bins] (+ 'good' mask)
+    python scripts/train_dqm_nmf.py --npz hists.npz --features minmax  # an array 'hists' [n, bins] (+ 'good' mask)
 
-The bundled model (``make train-dqm``) is trained on 300 good sections of 100 generated events that share nothing
-with the bundled sample ``data/samples/dqm.root`` (other seed, runs 101-103)::
+The bundled models (``make train-dqm``) are trained on 300 good sections of 100 generated events (seed 11, runs
+101-103) and thresholded on 600 held-out good sections (seed 12, runs 201-206), sharing nothing with the bundled
+sample ``data/samples/dqm.root`` (seed 10) or the detection benchmark's seeds::
 
     python -m framework generate --events 30000 --seed 11 --run 101 --events-per-lumi 100 --lumis-per-run 100 \
         --branches 'MET_*,Jet_eta,Jet_phi,Jet_pt' train_events.root
-    python -m framework run configs/dqm_cfg.py inputFiles=train_events.root outputFile=train_dqm.root
-    python scripts/train_dqm_nmf.py --root train_dqm.root
-    python scripts/train_dqm_nmf.py --root train_dqm.root --me JetOcc --components 4   # data/models/dqmNMFJetOcc
+    python -m framework generate --events 60000 --seed 12 --run 201 --events-per-lumi 100 --lumis-per-run 100 \
+        --branches 'MET_*,Jet_eta,Jet_phi,Jet_pt' held_out.root
+    python -m framework run configs/dqm_cfg.py nmfModel= nmfJetOccModel= inputFiles=train_events.root outputFile=train_dqm.root
+    python -m framework run configs/dqm_cfg.py nmfModel= nmfJetOccModel= inputFiles=held_out.root outputFile=held_out_dqm.root
+    python scripts/train_dqm_nmf.py --root train_dqm.root --validate held_out_dqm.root
+    python scripts/train_dqm_nmf.py --root train_dqm.root --validate held_out_dqm.root --me JetOcc
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import shutil
 import sys
 import time
 from pathlib import Path
@@ -45,28 +49,35 @@ sys.path.insert(0, str(ROOT))
 from producers.dqm_nmf import model as nmf_model  # noqa: E402
 
 MODEL_NAME = "dqmNMF"
-DEFAULT_OUT = ROOT / "data" / "models" / MODEL_NAME  # also where the handler module lives
-HANDLER = "dqm_nmf_handler.py"
 ELEMENT = "JetMET/MET/pfMETT1/Cleaned/METSig"
-# --me: the monitoring elements of producers/dqm/cff.py, the name of the model trained on each and its threshold
-# rule (quantile, margin). The occupancy map's MSE is a mean over 1200 sparse bins (~390 jets per section of 100
-# events): its spread over good sections is narrow (std ~8% of the median), so a 1.5 margin would hide a dead
-# region (~+20%); its threshold is the 0.98 quantile of the training sections as it is.
+# --me: the monitoring elements of producers/dqm/cff.py, the model trained on each, how it is fed and its threshold
+# rule. Both are fed Poisson-aware (``transform="sqrt"``, producers/dqm_nmf/model.py: counts scaled to the mean
+# entries, 2 sqrt(count), so a good cell's residual has a spread of ~1 and sparse bins do not dominate the MSE) in
+# cells that hold enough entries to see a change:
+# - METSig with its overflow (a noisy MET tail pushes ~7% of a section's events above 51), 3 bins per cell (17
+#   cells + the overflow cell);
+# - the occupancy map cropped to |eta| < 2.4 (the generated jets lie within |eta| < 2.5; outer bins are empty) and
+#   merged into 0.8 x 0.8 cells (4 eta x 3 phi bins: 6 x 8 cells of ~8 jets each), where a dead region of 40 fine
+#   bins (~35 jets expected) empties whole cells.
+# Threshold: the QUANTILE of the MSE of held-out good sections (--validate) times MARGIN.
 MONITORING_ELEMENTS = {
-    "METSig": (ELEMENT, MODEL_NAME, nmf_model.DEFAULT_QUANTILE, nmf_model.DEFAULT_MARGIN),
-    "JetOcc": ("JetMET/Jet/Cleanedak4PFJetsCHS/PhiVSEta", "dqmNMFJetOcc", 0.98, 1.0),
+    "METSig": dict(element=ELEMENT, name=MODEL_NAME, components=1, quantile=0.99, margin=1.0,
+                   features=dict(transform="sqrt", flow=True, edges=tuple(range(1, 53, 3)) + (53,))),
+    "JetOcc": dict(element="JetMET/Jet/Cleanedak4PFJetsCHS/PhiVSEta", name="dqmNMFJetOcc", components=2,
+                   quantile=0.99, margin=1.2,
+                   features=dict(transform="sqrt", shape=(50, 24), crop=(13, 37), merge=(4, 3))),
 }
-IMPLEMENTATION = "dqm_nmf_handler.NMFHandler"
+IMPLEMENTATION = "producers.dqm_nmf.mlserver_handler.NMFHandler"  # one handler for every model (importable)
 
 
-def model_settings(name: str, bins: int, version: str = "1") -> dict:
+def model_settings(name: str, bins: int, features: int | None = None, version: str = "1") -> dict:
     """MLServer's ``model-settings.json``: inputs and outputs declared, so that the model metadata lists them."""
     return {
         "name": name,
         "implementation": IMPLEMENTATION,
         "parameters": {"uri": f"./{nmf_model.MODEL_FILE}", "version": version},
         "inputs": [{"name": nmf_model.INPUT_NAME, "datatype": "FP32", "shape": [-1, bins]}],
-        "outputs": [{"name": nmf_model.OUTPUT_RECONSTRUCTION, "datatype": "FP64", "shape": [-1, bins]},
+        "outputs": [{"name": nmf_model.OUTPUT_RECONSTRUCTION, "datatype": "FP64", "shape": [-1, features or bins]},
                     {"name": nmf_model.OUTPUT_MSE, "datatype": "FP64", "shape": [-1]}],
     }
 
@@ -94,21 +105,27 @@ def bad_sections(path: str) -> set[tuple[int, int]]:
     return {(int(r), int(lumi)) for r, lumi, bad in zip(t["run"], t["luminosityBlock"], t["isBad"]) if bad}
 
 
-def load_rows(args: argparse.Namespace) -> tuple[np.ndarray, str]:
-    if args.root:
-        from producers.dqm.read import me_matrix, read_lumi_histograms
+def read_rows(root: str, element: str, *, flow: bool, runs: str = "", truth: str = "") -> tuple[np.ndarray, str]:
+    """The rows of *element* in the DQM output *root* (one per section; runs *runs* only, without the sections
+    the events file *truth* calls bad), and a description."""
+    from producers.dqm.read import me_matrix, read_lumi_histograms
 
-        try:
-            keys, rows = me_matrix(read_lumi_histograms(args.root), args.element)
-        except KeyError as exc:
-            raise SystemExit(f"error: {args.root}: {exc.args[0]}") from None
-        keep = np.ones(len(keys), dtype=bool)
-        if args.runs:
-            keep &= np.isin([k[0] for k in keys], [int(r) for r in args.runs.split(",")])
-        if args.truth:
-            bad = bad_sections(args.truth)
-            keep &= np.array([k not in bad for k in keys])
-        return rows[keep], f"{args.root} ({args.element}, runs {args.runs or 'all'}{', good per ' + args.truth if args.truth else ''})"
+    try:
+        keys, rows = me_matrix(read_lumi_histograms(root), element, flow=flow)
+    except KeyError as exc:
+        raise SystemExit(f"error: {root}: {exc.args[0]}") from None
+    keep = np.ones(len(keys), dtype=bool)
+    if runs:
+        keep &= np.isin([k[0] for k in keys], [int(r) for r in runs.split(",")])
+    if truth:
+        bad = bad_sections(truth)
+        keep &= np.array([k not in bad for k in keys])
+    return rows[keep], f"{root} ({element}, runs {runs or 'all'}{', good per ' + truth if truth else ''})"
+
+
+def load_rows(args: argparse.Namespace, flow: bool) -> tuple[np.ndarray, str]:
+    if args.root:
+        return read_rows(args.root, args.element, flow=flow, runs=args.runs, truth=args.truth)
     data = np.load(args.npz)
     rows = np.asarray(data["hists"], dtype=np.float64)
     if "good" in data:
@@ -123,10 +140,9 @@ def package(model: nmf_model.NMFAnomalyModel, out: Path, info: dict) -> None:
     out.mkdir(parents=True, exist_ok=True)
     joblib.dump(model, out / nmf_model.MODEL_FILE)
     (out / nmf_model.THRESHOLD_FILE).write_text(json.dumps(info, indent=2) + "\n")
-    (out / "model-settings.json").write_text(json.dumps(model_settings(out.name, model.n_bins), indent=2) + "\n")
+    (out / "model-settings.json").write_text(json.dumps(model_settings(out.name, model.n_bins, model.n_features),
+                                                        indent=2) + "\n")
     (out / "settings.json").write_text(json.dumps(SERVER_SETTINGS, indent=2) + "\n")
-    if out.resolve() != DEFAULT_OUT.resolve():
-        shutil.copy2(DEFAULT_OUT / HANDLER, out / HANDLER)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -139,31 +155,55 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--element", default="", help="monitoring element path (overrides --me's)")
     parser.add_argument("--runs", default="", help="--root: train on these runs only (comma-separated)")
     parser.add_argument("--truth", default="", help="--root: drop the sections this events file calls bad (isBad)")
-    parser.add_argument("--components", type=int, default=3, help="NMF components [3]")
-    parser.add_argument("--quantile", type=float, default=None, help="threshold quantile [per --me: 0.995, 0.98]")
-    parser.add_argument("--margin", type=float, default=None, help="threshold margin [per --me: 1.5, 1.0]")
+    parser.add_argument("--validate", default="",
+                        help="--root: a DQM output of held-out good sections; the threshold is their MSE's --quantile "
+                             "x --margin (default: the training sections')")
+    parser.add_argument("--validate-truth", default="", help="drop the sections this events file calls bad from "
+                        "--validate")
+    parser.add_argument("--components", type=int, default=None, help="NMF components [per --me: 2]")
+    parser.add_argument("--quantile", type=float, default=None, help="threshold quantile [per --me: 0.99]")
+    parser.add_argument("--margin", type=float, default=None, help="threshold margin [per --me: 1.1]")
+    parser.add_argument("--features", choices=("me", "minmax"), default="me",
+                        help="me: the Poisson-aware cells of --me (see MONITORING_ELEMENTS); minmax: the "
+                             "dism-examples per-bin min-max of the raw bins")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--out", type=Path, default=None, help="model folder [data/models/<model name of --me>]")
     args = parser.parse_args(argv)
-    element, name, quantile, margin = MONITORING_ELEMENTS[args.me]
-    args.element = args.element or element
-    args.quantile = quantile if args.quantile is None else args.quantile
-    args.margin = margin if args.margin is None else args.margin
-    args.out = args.out or ROOT / "data" / "models" / name
+    spec = MONITORING_ELEMENTS[args.me]
+    custom_element = bool(args.element)
+    args.element = args.element or spec["element"]
+    features = dict(spec["features"]) if args.features == "me" and not custom_element else {}
+    components = spec["components"] if args.components is None else args.components
+    quantile = spec["quantile"] if args.quantile is None else args.quantile
+    margin = spec["margin"] if args.margin is None else args.margin
+    args.out = args.out or ROOT / "data" / "models" / spec["name"]
+    flow = bool(features.get("flow", False))
 
-    rows, what = load_rows(args)
+    rows, what = load_rows(args, flow)
     t0 = time.perf_counter()
-    model = nmf_model.NMFAnomalyModel(args.components, seed=args.seed, element=args.element).fit(rows)
+    model = nmf_model.NMFAnomalyModel(components, seed=args.seed, max_iter=3000, element=args.element,
+                                      **features).fit(rows)
     _, train_mse = nmf_model.score(model, rows)
-    model.threshold = nmf_model.threshold_from(train_mse, args.quantile, args.margin)
-    info = {"threshold": model.threshold, "quantile": args.quantile, "margin": args.margin,
+    if args.validate:
+        held, held_what = read_rows(args.validate, args.element, flow=flow, truth=args.validate_truth)
+        _, held_mse = nmf_model.score(model, held)
+        rule = (f"the {quantile} quantile of the MSE of {held.shape[0]} held-out good sections ({held_what}) "
+                f"x margin {margin}")
+    else:
+        held_mse = train_mse
+        rule = f"the {quantile} quantile of the training sections' MSE x margin {margin}"
+    model.threshold = nmf_model.threshold_from(held_mse, quantile, margin)
+    info = {"threshold": model.threshold, "quantile": quantile, "margin": margin, "rule": rule,
             "element": args.element, "n_train": int(rows.shape[0]), "components": model.nmf.n_components,
+            "flow": model.flow, "features": {k: list(v) if isinstance(v, tuple) else v for k, v in features.items()},
             "train_mse_median": float(np.median(train_mse)), "train_mse_max": float(train_mse.max()),
+            "held_out_mse_median": float(np.median(held_mse)), "held_out_mse_max": float(held_mse.max()),
             "trained_on": what}
     package(model, args.out, info)
-    print(f"trained on {rows.shape[0]} sections x {rows.shape[1]} bins from {what} in "
+    print(f"trained on {rows.shape[0]} sections x {rows.shape[1]} bins ({model.n_features} features) from {what} in "
           f"{time.perf_counter() - t0:.2f} s ({model.nmf.n_iter_} NMF iterations); threshold {model.threshold:.4g} "
-          f"(training MSE median {info['train_mse_median']:.3g}, max {info['train_mse_max']:.3g}); wrote {args.out}")
+          f"= {rule} (training MSE median {info['train_mse_median']:.3g}, held-out max {info['held_out_mse_max']:.3g}); "
+          f"wrote {args.out}")
     return 0
 
 

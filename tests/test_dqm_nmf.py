@@ -57,13 +57,13 @@ def mlserver_pids() -> set[int]:
             cmd = (entry / "cmdline").read_bytes().split(b"\0")
         except OSError:
             continue
-        if any(b"cmsfw-triton-mlserver-" in c for c in cmd) and b"start" in cmd and pid_alive(int(entry.name)):
+        if any(b"cmsfw-mlserver-" in c for c in cmd) and b"start" in cmd and pid_alive(int(entry.name)):
             pids.add(int(entry.name))
     return pids
 
 
 def mlserver_dirs() -> set[str]:
-    return {p.name for p in Path(tempfile.gettempdir()).glob("cmsfw-triton-mlserver-*")}
+    return {p.name for p in Path(tempfile.gettempdir()).glob("cmsfw-mlserver-*")}
 
 
 def run_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 240) -> subprocess.CompletedProcess:
@@ -89,8 +89,10 @@ def direct_output(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def sections(direct_output) -> tuple[list[tuple[int, int]], np.ndarray]:
-    """(run, lumi) and METSig contents [80, 51] of every section, read back from the direct job's output."""
-    return me_matrix(read_lumi_histograms(direct_output), MET_SIG)
+    """(run, lumi) and METSig contents with its flow bins [80, 53] (the model's input: its threshold.json says
+    flow) of every section, read back from the direct job's output."""
+    assert Threshold.read(MODEL_DIR).flow
+    return me_matrix(read_lumi_histograms(direct_output), MET_SIG, flow=True)
 
 
 @pytest.fixture(scope="module")
@@ -104,12 +106,15 @@ def mlserver():
 # ----------------------------------------------------------------------------- the model
 def test_predict_is_the_nmf_reconstruction_and_its_mse_and_refuses_fp32():
     model = load(MODEL_DIR / "model.joblib")
-    rows = np.random.default_rng(3).poisson(np.linspace(40, 0.1, 51), size=(7, 51)).astype(np.float32)
+    rows = np.random.default_rng(3).poisson(np.linspace(40, 0.1, 53), size=(7, 53)).astype(np.float32)
     reconstruction, mse = score(model, rows)
-    assert reconstruction.shape == (7, 51) and mse.shape == (7,) and mse.dtype == np.float64
-    # by hand: rows / entries, per-bin min-max of the training sample, W from the fitted H, W @ H, row MSE
+    assert model.n_bins == 53 and model.n_features == 18  # 51 bins + flow in cells of 3 bins, + the overflow
+    assert reconstruction.shape == (7, 18) and mse.shape == (7,) and mse.dtype == np.float64
+    # by hand: cells of 3 bins (underflow dropped, overflow its own cell), scaled to the training's mean entries,
+    # 2 sqrt(count), W from the fitted H, W @ H, row MSE
     x = rows.astype(np.float64)
-    scaled = (x / x.sum(axis=1, keepdims=True) - model.bin_min) / model.bin_range
+    cells = np.stack([x[:, i:i + 3].sum(axis=1) for i in range(1, 52, 3)] + [x[:, 52]], axis=1)
+    scaled = 2 * np.sqrt(cells * model.reference_entries / cells.sum(axis=1, keepdims=True))
     w = model.nmf.transform(np.clip(scaled, 0, None))
     np.testing.assert_allclose(reconstruction, w @ model.nmf.components_, rtol=1e-12, atol=1e-12)
     np.testing.assert_allclose(mse, ((scaled - reconstruction) ** 2).mean(axis=1), rtol=1e-12)
@@ -121,26 +126,31 @@ def test_predict_is_the_nmf_reconstruction_and_its_mse_and_refuses_fp32():
 
 def test_the_package_declares_what_mlserver_serves():
     settings = json.loads((MODEL_DIR / "model-settings.json").read_text())
-    assert settings["name"] == "dqmNMF" and settings["implementation"] == "dqm_nmf_handler.NMFHandler"
-    assert (MODEL_DIR / "dqm_nmf_handler.py").is_file() and settings["parameters"]["uri"] == "./model.joblib"
-    assert settings["inputs"] == [{"name": "input_0", "datatype": "FP32", "shape": [-1, 51]}]
-    assert [(o["name"], o["shape"]) for o in settings["outputs"]] == [("output_0", [-1, 51]), ("output_1", [-1])]
+    handler = "producers.dqm_nmf.mlserver_handler.NMFHandler"  # one implementation, imported by path (issue 16)
+    assert settings["name"] == "dqmNMF" and settings["implementation"] == handler
+    assert json.loads((JET_OCC_DIR / "model-settings.json").read_text())["implementation"] == handler
+    assert not list(MODEL_DIR.glob("*.py")) and not list(JET_OCC_DIR.glob("*.py"))
+    assert settings["parameters"]["uri"] == "./model.joblib"
+    assert settings["inputs"] == [{"name": "input_0", "datatype": "FP32", "shape": [-1, 53]}]
+    assert [(o["name"], o["shape"]) for o in settings["outputs"]] == [("output_0", [-1, 18]), ("output_1", [-1])]
     server = json.loads((MODEL_DIR / "settings.json").read_text())
     assert server["host"] == "127.0.0.1" and server["parallel_workers"] == 0
 
 
 def test_training_script_packages_a_model_that_scores_like_its_threshold_says(sections, tmp_path):
     keys, rows = sections
+    rows = rows[:, 1:-1]  # the 51 bins without flow: the dism-examples min-max recipe (--features minmax)
     good = np.array([run in (1, 2) for run, _ in keys])
     np.savez(tmp_path / "hists.npz", hists=rows, good=good)
     out = tmp_path / "myNMF"
     done = subprocess.run([sys.executable, "scripts/train_dqm_nmf.py", "--npz", str(tmp_path / "hists.npz"),
-                           "--components", "2", "--quantile", "0.9", "--margin", "1.0", "--out", str(out)],
+                           "--components", "2", "--quantile", "0.9", "--margin", "1.0", "--features", "minmax",
+                           "--out", str(out)],
                           cwd=REPO_ROOT, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert "trained on 40 sections x 51 bins" in done.stdout
-    assert sorted(p.name for p in out.iterdir()) == ["dqm_nmf_handler.py", "model-settings.json", "model.joblib",
-                                                     "settings.json", "threshold.json"]
+    assert sorted(p.name for p in out.iterdir()) == ["model-settings.json", "model.joblib", "settings.json",
+                                                     "threshold.json"]
     assert json.loads((out / "model-settings.json").read_text())["name"] == "myNMF"
     model = load(out / "model.joblib")
     _, train_mse = score(model, rows[good])
@@ -204,25 +214,82 @@ def test_all_bad_sections_flagged_by_either_model(direct_output):
     assert lumis["dqmNMFJetOcc_flag"][good_runs].mean() <= 0.05
 
 
-def test_report_table_and_plot(direct_output, tmp_path):
+def test_report_covers_every_scorer_with_its_own_threshold_and_the_truth(direct_output, tmp_path):
+    """dqm-report: both scorers of the file, each against its own model's threshold; the combined flag; the
+    confusion per anomaly type from the truth; the plots and index.html."""
     from producers.dqm_nmf.report import main
 
     assert main([str(direct_output), "--out", str(tmp_path), "--truth", str(SAMPLE)]) == 0
     data = json.loads((tmp_path / "report.json").read_text())
     lumis = lumi_tree(direct_output)
-    assert data["summary"]["sections"] == 80 and data["summary"]["flagged"] == int(lumis["dqmNMF_flag"].sum())
-    assert data["summary"]["threshold"] == Threshold.read(MODEL_DIR).threshold
-    assert data["summary"]["bad_in_truth"] == 8 and data["summary"]["good_flagged"] == 0
-    assert [r["mse"] for r in data["sections"]] == lumis["dqmNMF_mse"].tolist()
-    assert (tmp_path / "score.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert "| 4 | 3 |" in (tmp_path / "report.md").read_text()
+    s = data["summary"]
+    assert list(s["scorers"]) == ["dqmNMF", "dqmNMFJetOcc"] and s["sections"] == 80
+    for label, folder in (("dqmNMF", MODEL_DIR), ("dqmNMFJetOcc", JET_OCC_DIR)):
+        assert s["scorers"][label]["threshold"] == Threshold.read(folder).threshold
+        assert s["scorers"][label]["flagged"] == int(lumis[f"{label}_flag"].sum())
+        assert [r[f"{label}_mse"] for r in data["sections"]] == lumis[f"{label}_mse"].tolist()
+    either = lumis["dqmNMF_flag"] | lumis["dqmNMFJetOcc_flag"]
+    assert s["flagged"] == int(either.sum()) and [r["flag"] for r in data["sections"]] == either.tolist()
+    # the bundled sample (run 4): met-tail 3, 8, 13, 17; dead-region 5, 11, 19; both 15
+    table = s["confusion"]
+    assert {k: v["n"] for k, v in table["combined"].items()} == {"good": 72, "met-tail": 4, "dead-region": 3,
+                                                                 "both": 1}
+    assert table["dqmNMF"]["met-tail"]["caught"] == int(lumis["dqmNMF_flag"][(lumis["run"] == 4) & np.isin(
+        lumis["luminosityBlock"], [3, 8, 13, 17])].sum())
+    assert s["bad_in_truth"] == 8 and s["bad_flagged"] == int(either[lumis["run"] == 4].sum())
+    assert s["good_flagged"] == int(either[lumis["run"] < 4].sum())
+    md = (tmp_path / "report.md").read_text()
+    assert "| 4 | 3 |" in md and "dead-region: caught (AUC)" in md and "not flagged" in md
+    for name in ("score.png", "elements_dqmNMF.png", "elements_dqmNMFJetOcc.png"):
+        assert (tmp_path / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", name
+
+
+def test_report_page_is_one_self_contained_file_that_renders(direct_output, tmp_path):
+    """index.html: the verdict, the scorers, the confusion table and the 3 plots embedded as PNG data, no URL;
+    rendered by headless Chromium (tests/browser.py) with every image loaded."""
+    from producers.dqm_nmf.report import main
+    from tests import browser
+
+    assert main([str(direct_output), "--out", str(tmp_path), "--truth", str(SAMPLE)]) == 0
+    page = (tmp_path / "index.html").read_text()
+    assert "DQM anomaly report" in page and page.count("data:image/png;base64,") == 3
+    assert "http://" not in page and "https://" not in page
+    assert "dead-region: caught (AUC)" in page and "dqmNMFJetOcc" in page
+    if browser.CHROMIUM is None:
+        pytest.skip(browser.REASON)
+    shown = browser.render(tmp_path / "index.html", tmp_path / "page.png")
+    assert shown["errors"] == [] and shown["images_total"] == 3 and shown["images_loaded"] == 3, shown
+    assert "DQM anomaly report" in shown["dom"]
+
+
+def test_report_of_one_label_uses_that_scorers_model(direct_output, tmp_path):
+    from producers.dqm_nmf.report import main
+
+    assert main([str(direct_output), "--out", str(tmp_path), "--label", "dqmNMFJetOcc", "--no-plot"]) == 0
+    s = json.loads((tmp_path / "report.json").read_text())["summary"]
+    assert list(s["scorers"]) == ["dqmNMFJetOcc"]
+    assert s["scorers"]["dqmNMFJetOcc"]["threshold"] == Threshold.read(JET_OCC_DIR).threshold
+    assert s["scorers"]["dqmNMFJetOcc"]["model"] == "data/models/dqmNMFJetOcc"
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--label", "dqmNMFJetOc"], r"no scorer 'dqmNMFJetOc'.*Did you mean 'dqmNMFJetOcc'"),
+    (["--model", "dqmNMF=/nonexistent"], r"scorer 'dqmNMF': no threshold in its model folder /nonexistent.*--model"),
+    (["--threshold", "dqmNMF"], r"write LABEL=VALUE"),
+])
+def test_report_bad_options_are_clear_errors(direct_output, tmp_path, args, message):
+    from framework.exceptions import InputError
+    from producers.dqm_nmf.report import main
+
+    with pytest.raises(InputError, match=message):
+        main([str(direct_output), "--out", str(tmp_path), "--no-plot", *args])
 
 
 def test_report_of_an_output_without_scores_says_how_to_make_them(tmp_path):
     from framework.exceptions import InputError
     from producers.dqm_nmf.report import main
 
-    with pytest.raises(InputError, match=r"no dqmNMF_mse, dqmNMF_flag.*configs/dqm_cfg.py"):
+    with pytest.raises(InputError, match=r"no scorer \(no <label>_mse with <label>_flag\).*configs/dqm_cfg.py"):
         main([str(SAMPLE), "--out", str(tmp_path)])
 
 
@@ -238,13 +305,13 @@ def test_direct_equals_mlserver(mlserver, sections, protocol):
     address = mlserver.grpc_address if protocol == "grpc" else mlserver.http_address
     with TritonClient({"modelName": "dqmNMF", "mode": "Sync"}, server=address, protocol=protocol) as client:
         assert client.v2only and client.batched
-        assert client.inputInfo["input_0"].datatype == "FP32" and client.inputInfo["input_0"].dims == (51,)
+        assert client.inputInfo["input_0"].datatype == "FP32" and client.inputInfo["input_0"].dims == (53,)
         client.transport.json = protocol == "http"  # MLServer cannot read Triton's binary tensors
         client.input["input_0"].toServer(x)
         client.evaluate()
         served_reconstruction = client.output["output_0"].fromServer()
         served_mse = client.output["output_1"].fromServer()
-    assert served_reconstruction.shape == (80, 51) and served_mse.shape == (80,)
+    assert served_reconstruction.shape == (80, 18) and served_mse.shape == (80,)
     np.testing.assert_allclose(served_reconstruction, reconstruction, rtol=0, atol=1e-6)
     np.testing.assert_allclose(served_mse, mse, rtol=0, atol=1e-6)
 

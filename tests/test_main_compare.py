@@ -98,11 +98,29 @@ def test_compare_markdown_has_the_table(compared):
 def test_compare_plots(compared):
     _, out = compared
     plots = json.loads((out / "report.json").read_text())["plots"]
-    expected = [f"{name}.png" for name in SCORE_BRANCHES] + ["met.png"]
+    expected = [f"{name}.png" for name in SCORE_BRANCHES + MET_BRANCHES] + ["physics_1.png", "physics_2.png"]
     assert sorted(plots) == sorted(expected)
     for name in expected:
         data = (out / name).read_bytes()
         assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 5000, f"{name}: not a real PNG ({len(data)} bytes)"
+
+
+def test_compare_page_renders_in_a_browser_with_its_plots(compared):
+    """index.html: self-contained, every product's verdict row, the timing, and every plot loaded in Chromium."""
+    from tests.browser import CHROMIUM, REASON, render
+
+    _, out = compared
+    page = (out / "index.html").read_text()
+    assert not re.search(r"""(src|href)=["']?(https?:)?//""", page), "the page loads something from the network"
+    for name in SCORE_BRANCHES + MET_BRANCHES:
+        assert f"<td>{name}</td>" in page, f"no verdict row for {name}"
+    assert "PASS" in page and "events/s" in page and "ROC" in page and "GenMET" in page
+    if CHROMIUM is None:
+        pytest.skip(REASON)
+    seen = render(out / "index.html")
+    n_plots = len(json.loads((out / "report.json").read_text())["plots"])
+    assert seen["images_total"] == n_plots and seen["images_loaded"] == n_plots, seen["errors"]
+    assert "every product agrees within tolerance" in seen["dom"]
 
 
 def _rewrite(src, dst, branch: str, delta: float) -> tuple[int, int]:

@@ -93,6 +93,15 @@ def test_serve_reports_a_bad_repository(tmp_path):
     assert "does not exist" in result.stderr
 
 
+@pytest.mark.parametrize("server", ["triton", "mlserver"])
+def test_serve_refuses_a_bad_port_in_one_paragraph(server):
+    result = subprocess.run([sys.executable, "-c", SERVE, "--server", server, "--grpc-port", "70000"], cwd=ROOT,
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode != 0
+    assert "grpc_port: port must be in 1..65535 or -1 (pick a free port), got 70000" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
 def test_serve_help():
     result = subprocess.run([sys.executable, "-c", SERVE, "--help"], cwd=ROOT, capture_output=True, text=True,
                             timeout=60)

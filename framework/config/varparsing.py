@@ -1,6 +1,6 @@
 """Command-line options of a config, VarParsing-style: ``key=value`` pairs after the config file.
 
-Standard options (``maxEvents``, ``inputFiles``, ``outputFile``, ``numThreads``, ``numStreams``,
+Standard options (``maxEvents``, ``inputFiles``, ``outputFile``, ``outputFormat``, ``numThreads``, ``numStreams``,
 ``skipEvents``, ``duplicateCheckMode``, the SONIC server ones, ``procModifiers``, ``customise``, the executor's ``executor``, ``workers``,
 ``scheduler``, ``chunkSize``, ``skipBadFiles``) are always registered; a config registers its own with :meth:`Options.register`
 and reads them after :meth:`Options.parseArguments`.
@@ -14,6 +14,7 @@ from typing import Any
 
 from ..exceptions import ConfigurationError, did_you_mean
 from ..io.duplicates import MODES as DUPLICATE_MODES
+from ..io.rntuple import FORMATS as OUTPUT_FORMATS
 
 
 @dataclass
@@ -102,6 +103,9 @@ STANDARD: list[tuple] = [
      "failOnDuplicate makes one an error", False, {"allowed": DUPLICATE_MODES}),
     ("inputFiles", [], str, "input ROOT files, comma-separated", True),
     ("outputFile", "", str, "output ROOT file (for the output module)", False),
+    ("outputFormat", OUTPUT_FORMATS[0], str, "TTree or RNTuple: how the output modules write events, lumis and runs "
+     "(their format parameter; an RNTuple has the TTree's branches as fields)", False,
+     {"allowed": OUTPUT_FORMATS}),
     ("numThreads", 0, int, "number of threads (0 = the config's process.options)", False),
     ("numStreams", -1, int, "number of concurrent events (0 = numThreads; -1 = the config's)", False),
     ("address", [], str, "Triton server address(es) for SONIC modules, comma-separated: one server each "

@@ -7,8 +7,9 @@ names, counters and types stay the sequential job's. ``Events`` is concatenated.
 longer than a work item) is one row when the tree holds the IDs alone (as in the sequential job); with products
 it is one row per part, each with its part's products, as ``hadd`` of NanoAOD files keeps them (products cannot
 be combined generically: a count adds up, a mean does not; a warning names the blocks). Histograms under ``DQMData/`` with the same path in several parts are summed, as ``hadd`` and DQM
-harvesting do. The result is written to a temporary file and renamed, so the output appears complete or not at
-all.
+harvesting do. Parts written as RNTuples (``outputFormat=RNTuple``) are merged into RNTuples the same way, field
+for field (the fields are the TTree's branch names, counters included: :mod:`framework.io.rntuple`). The result
+is written to a temporary file and renamed, so the output appears complete or not at all.
 """
 
 from __future__ import annotations
@@ -23,7 +24,9 @@ import numpy as np
 import uproot
 
 from ..exceptions import FrameworkError
-from ..io.output import _branch_types, _compression
+from ..io.output import branch_types
+from ..io.output import compression as uproot_compression
+from ..io.rntuple import field_types, is_rntuple, read_columns
 
 log = logging.getLogger("framework.executor")
 
@@ -101,10 +104,11 @@ def merge_parts(parts: Sequence[str], output: str, compression: str = "ZLIB:1",
     warnings: list[str] = []
     files = [uproot.open(p) for p in parts]
     try:
-        with uproot.recreate(tmp, compression=_compression(compression)) as out:
-            _merge_events(files, names, out)
+        fmt = _format(files, names)
+        with uproot.recreate(tmp, compression=uproot_compression(compression)) as out:
+            _merge_events(files, names, out, fmt=fmt)
             for name, keys in BLOCK_TREES.items():
-                warnings += _merge_blocks(files, names, out, name, keys)
+                warnings += _merge_blocks(files, names, out, name, keys, fmt)
             warnings += _merge_objects(files, names, out)
         os.replace(tmp, output)
     except BaseException:
@@ -117,37 +121,67 @@ def merge_parts(parts: Sequence[str], output: str, compression: str = "ZLIB:1",
     return warnings
 
 
-def _merge_events(files: list[Any], parts: Sequence[str], out: Any, name: str = "Events") -> None:
+def _format(files: list[Any], parts: Sequence[str]) -> str:
+    """``RNTuple`` when the parts' ``Events`` are RNTuples, ``TTree`` when TTrees; a mix is a :class:`MergeError`."""
+    kinds = ["RNTuple" if is_rntuple(f, "Events") else "TTree" for f in files]
+    if len(set(kinds)) > 1:
+        other = next(i for i, k in enumerate(kinds) if k != kinds[0])
+        raise MergeError(f"{parts[0]} holds its events as a {kinds[0]} but {parts[other]} as a {kinds[other]}: "
+                         "the work items must write one format (outputFormat=)")
+    return kinds[0]
+
+
+def _layout(tree: Any, fmt: str) -> Layout:
+    """:func:`tree_layout`; an RNTuple's fields are flat entries (jagged fields are lists with their counters)."""
+    return [(k, None) for k in tree.keys()] if fmt == "RNTuple" else tree_layout(tree)
+
+
+def _read(tree: Any, layout: Layout, fmt: str, start: int | None = None, stop: int | None = None) -> dict[str, Any]:
+    """Entries *start*..*stop* of *tree* as :func:`_create`'s and ``extend``'s data, in *layout*'s order."""
+    if fmt == "RNTuple":
+        columns = read_columns(tree, start, stop)
+        return {name: columns[name] for name, _ in layout}
+    return layout_data(layout, tree.arrays(_branches(layout), entry_start=start, entry_stop=stop, library="ak"))
+
+
+def _create(out: Any, name: str, data: dict[str, Any], fmt: str) -> None:
+    if fmt == "RNTuple":
+        out.mkrntuple(name, field_types(data))
+    else:
+        out.mktree(name, branch_types(data))
+
+
+def _merge_events(files: list[Any], parts: Sequence[str], out: Any, name: str = "Events", fmt: str = "TTree") -> None:
     trees = [f[name] for f in files]
     filled = [i for i, t in enumerate(trees) if t.num_entries > 0]
-    ref = tree_layout(trees[filled[0] if filled else 0])
-    branches = _branches(ref)
+    ref = _layout(trees[filled[0] if filled else 0], fmt)
     if not filled:  # no events anywhere: the first part's (typed, empty) tree
-        out.mktree(name, _branch_types(layout_data(ref, trees[0].arrays(branches, library="ak"))))
+        _create(out, name, _read(trees[0], ref, fmt), fmt)
         return
     made = False
     for i in filled:
-        _check_layout(ref, tree_layout(trees[i]), parts[i], name)
-        for arrays in trees[i].iterate(branches, step_size=EVENTS_STEP, library="ak"):
-            data = layout_data(ref, arrays)
+        _check_layout(ref, _layout(trees[i], fmt), parts[i], name)
+        for start in range(0, trees[i].num_entries, EVENTS_STEP):
+            data = _read(trees[i], ref, fmt, start, min(start + EVENTS_STEP, trees[i].num_entries))
             if not made:
-                out.mktree(name, _branch_types(data))
+                _create(out, name, data, fmt)
                 made = True
             out[name].extend(data)
 
 
-def _merge_blocks(files: list[Any], parts: Sequence[str], out: Any, name: str, keys: tuple[str, ...]) -> list[str]:
+def _merge_blocks(files: list[Any], parts: Sequence[str], out: Any, name: str, keys: tuple[str, ...],
+                  fmt: str = "TTree") -> list[str]:
     """Concatenate the block trees; a block continuing from one part into the next becomes one row when its
     products are equal, else one row per part (named in the returned warning)."""
     present = [i for i, f in enumerate(files) if name in f]
     if not present:
         return []
-    ref = tree_layout(files[present[0]][name])
+    ref = _layout(files[present[0]][name], fmt)
     chunks, owner = [], []
     for i in present:
         tree = files[i][name]
-        _check_layout(ref, tree_layout(tree), parts[i], name)
-        chunks.append(layout_data(ref, tree.arrays(_branches(ref), library="ak")))
+        _check_layout(ref, _layout(tree, fmt), parts[i], name)
+        chunks.append(_read(tree, ref, fmt))
         owner += [i] * tree.num_entries
     data = {k: np.concatenate([c[k] for c in chunks]) if isinstance(chunks[0][k], np.ndarray)
             else ak.concatenate([c[k] for c in chunks]) for k in chunks[0]}
@@ -162,7 +196,7 @@ def _merge_blocks(files: list[Any], parts: Sequence[str], out: Any, name: str, k
         keep.append(row)
     index = np.asarray(keep, dtype=np.int64)
     data = {k: v[index] for k, v in data.items()}
-    out.mktree(name, _branch_types(data))
+    _create(out, name, data, fmt)
     out[name].extend(data)
     if not spanning:
         return []

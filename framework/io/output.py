@@ -1,6 +1,6 @@
 """``RootOutputModule``: writes selected products and passed-through input branches to a ROOT
-file with uproot, in input order, atomically (the file appears complete at the end of the job, or
-not at all)."""
+file with uproot (as TTrees, or RNTuples with ``format="RNTuple"``), in input order, atomically (the
+file appears complete at the end of the job, or not at all)."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from ..core.event import Event
 from ..core.module import OutputModule
 from ..core.registry import register
 from ..exceptions import ConfigurationError, InputError
+from .rntuple import RNTupleTable, check_format
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +57,8 @@ class RootOutputModule(OutputModule):
     ``outputCommands`` (``keep``/``drop`` glob patterns over branch names; a product
     ``label:instance`` is the branch ``label_instance``). Jagged branches are grouped NanoAOD-style:
     ``Jet_pt`` with counter ``nJet``; a per-jet product ``tagger:probb`` becomes ``tagger_probb``
-    with counter ``ntagger``."""
+    with counter ``ntagger``. ``format`` is ``TTree`` (the default) or ``RNTuple``: the same content as
+    RNTuples (one field per TTree branch, :mod:`.rntuple`); the command line's ``outputFormat=`` sets it."""
 
     parameters = {
         "fileName": "output.root",
@@ -65,6 +67,7 @@ class RootOutputModule(OutputModule):
         "treeName": "Events",
         "flushEvents": 2000,
         "compression": "ZLIB:1",
+        "format": "TTree",
     }
 
     def __init__(self, label, params, globalCache=None):
@@ -73,6 +76,7 @@ class RootOutputModule(OutputModule):
         self.path = params.fileName
         if not self.path:
             raise ConfigurationError(f"output module '{label}': fileName is empty; give outputFile=out.root")
+        self.format = check_format(str(params.format), f"output module '{label}' (RootOutputModule)")
         self._events: list[Event] = []
         self._file = None
         self._tree_written = False
@@ -100,7 +104,7 @@ class RootOutputModule(OutputModule):
         if not os.path.isdir(directory):
             raise InputError(f"output directory {directory} does not exist (outputFile={self.path})")
         self._tmp = os.path.join(directory, f".{os.path.basename(self.path)}.tmp-{os.getpid()}-{id(self):x}")
-        self._file = uproot.recreate(self._tmp, compression=_compression(self.params.compression))
+        self._file = uproot.recreate(self._tmp, compression=compression(self.params.compression))
 
     # ------------------------------------------------------------------ writing
     def write(self, event: Event) -> None:
@@ -131,7 +135,7 @@ class RootOutputModule(OutputModule):
         data.update(self._input_data(events))
         data.update(self._product_data(events))
         if not self._tree_written:
-            self._tree = self._file.mktree(self.params.treeName, _branch_types(data))
+            self._tree = make_table(self._file, self.params.treeName, data, self.format)
             self._tree_written = True
         self._tree.extend(data)
         self.n_written += len(events)
@@ -197,8 +201,7 @@ class RootOutputModule(OutputModule):
                            if kept(product_branch_name(*k), self.rules) and _is_array_like(v)})
             columns = {product_branch_name(*k): _to_column([p.get(k) for _, p in rows], k) for k in keys}
             data.update(_group_jagged(columns, counters=set(), group_by_label=keys))
-            self._file.mktree(tree, _branch_types(data))
-            self._file[tree].extend(data)
+            make_table(self._file, tree, data, self.format).extend(data)
             objects = [(ids, k, v) for ids, products in rows for k, v in products.items()
                        if kept(product_branch_name(*k), self.rules) and not _is_array_like(v)]
             self.writeObjects(objects)
@@ -255,7 +258,7 @@ class RootOutputModule(OutputModule):
         else:
             data = {}
         data = {**self._id_data([]), **data}
-        self._file.mktree(self.params.treeName, _branch_types(data))
+        make_table(self._file, self.params.treeName, data, self.format)
 
     def abort(self) -> None:
         if self._file is not None:
@@ -285,7 +288,8 @@ def _is_array_like(value: Any) -> bool:
         isinstance(value, np.ndarray) and value.ndim <= 1 and value.dtype.kind in "biuf")
 
 
-def _compression(spec: str) -> Any:
+def compression(spec: str) -> Any:
+    """The uproot compression of *spec* (``ZLIB:1``, ``LZ4:4``, ``ZSTD:5``, ``LZMA:9`` or ``NONE``)."""
     if not spec or spec.upper() == "NONE":
         return None
     name, _, level = spec.partition(":")
@@ -296,9 +300,19 @@ def _compression(spec: str) -> Any:
     return cls(int(level or 1))
 
 
-def _branch_types(data: dict[str, Any]) -> dict[str, Any]:
-    """uproot ``mktree`` types (always a TTree; assigning a dict would make an RNTuple)."""
+def branch_types(data: dict[str, Any]) -> dict[str, Any]:
+    """uproot ``mktree`` types of *data* (numpy arrays, jagged records): always a TTree (assigning a dict to a
+    directory would make an RNTuple)."""
     return {k: v.dtype if isinstance(v, np.ndarray) else v.type.content for k, v in data.items()}
+
+
+def make_table(directory: Any, name: str, data: dict[str, Any], fmt: str = "TTree") -> Any:
+    """A new, empty tree *name* in the uproot *directory*, typed by *data* (the TTree writer's dict: numpy
+    arrays, jagged collections as records), as a TTree or an RNTuple (*fmt*: :data:`.rntuple.FORMATS`); append
+    with its ``extend(data)``."""
+    if fmt == "RNTuple":
+        return RNTupleTable(directory, name, data)
+    return directory.mktree(name, branch_types(data))
 
 
 def _concat(parts: list[Any]) -> Any:

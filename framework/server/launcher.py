@@ -8,44 +8,38 @@ stub processes again — also when the job fails, is interrupted, or its process
 
 from __future__ import annotations
 
-import atexit
-import glob
 import logging
 import os
 import platform
 import re
 import secrets
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import sysconfig
-import tempfile
-import threading
-import time
 from collections.abc import Iterable, Sequence
 from functools import lru_cache
 from pathlib import Path
 
-from framework.exceptions import ServerError
+from framework.server.managed import (
+    LOOPBACK,
+    ManagedServer,
+    ServerStartError,
+    free_port,
+    process_group_cpu,
+    process_group_members,
+)
 from framework.server.repository import (
     ModelRepositoryError,
     TranslatedModel,
     find_models,
     translate_repositories,
 )
-from framework.server.spawn import spawn
 
 log = logging.getLogger(__name__)
 
-LOOPBACK = "127.0.0.1"
 SYS_PATH_VARIABLE = "CMSFW_TRITON_SYS_PATH"
 """Environment variable with the job's ``sys.path``, prepended by the generated ``model.py`` in the stubs."""
-
-
-class ServerStartError(ServerError):
-    """The local Triton server did not start or did not become ready; the message shows its log tail."""
 
 
 # ----------------------------------------------------------------------------- the bundled binary
@@ -122,13 +116,6 @@ def gpu_available() -> bool:
     return out.returncode == 0 and any(line.startswith("GPU ") for line in out.stdout.splitlines())
 
 
-def free_port() -> int:
-    """A TCP port that is free on the loopback interface right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((LOOPBACK, 0))
-        return s.getsockname()[1]
-
-
 def _cpu_count() -> int:
     try:
         return len(os.sched_getaffinity(0))
@@ -170,48 +157,8 @@ def _job_sys_path() -> str:
     return os.pathsep.join(entries)
 
 
-_RUNNING: set[LocalTritonServer] = set()  # strong references: atexit must find every running server
-
-
-@atexit.register
-def _stop_all() -> None:
-    for server in list(_RUNNING):
-        try:
-            server.stop()
-        except Exception:  # noqa: BLE001 - interpreter exit: do what can be done
-            log.exception("could not stop the local Triton server cleanly")
-
-
-def _process_group_stats(pgid: int) -> list[tuple[int, list[str]]]:
-    """``(pid, /proc/<pid>/stat fields after the command name)`` of the processes of a process group."""
-    members = []
-    for stat in glob.glob("/proc/[0-9]*/stat"):
-        try:
-            with open(stat) as f:
-                text = f.read()
-        except OSError:
-            continue
-        fields = text[text.rfind(")") + 2:].split()
-        if len(fields) > 14 and int(fields[2]) == pgid:
-            members.append((int(stat.split("/")[2]), fields))
-    return members
-
-
-def process_group_members(pgid: int) -> list[int]:
-    """PIDs of live (non-zombie) processes in a process group, from /proc."""
-    return [pid for pid, fields in _process_group_stats(pgid) if fields[0] != "Z"]
-
-
-def process_group_cpu(pgid: int) -> tuple[float, int]:
-    """CPU seconds (user + system, with their reaped children's) of the live processes of process group *pgid*
-    (a local tritonserver and its Python-backend stubs: ``LocalTritonServer.pid``), and how many there are."""
-    stats = [fields for _, fields in _process_group_stats(pgid) if fields[0] != "Z"]
-    ticks = sum(sum(int(x) for x in fields[11:15]) for fields in stats)
-    return ticks / os.sysconf("SC_CLK_TCK"), len(stats)
-
-
 # ----------------------------------------------------------------------------- the server
-class LocalTritonServer:
+class LocalTritonServer(ManagedServer):
     """The bundled ``tritonserver`` serving translated model repositories on loopback.
 
     Example::
@@ -230,11 +177,19 @@ class LocalTritonServer:
     :meth:`stop` unless ``keep_logs`` or ``log_dir`` is given.
     """
 
+    title = "local Triton server"
+    program = "tritonserver"
+    tag = "triton"
+    retry_note = "A large model may need more time: raise `wait`."
+    default_hint = "Look for the first error in the log: a model that fails to load stops the server."
+
     def __init__(self, repositories: Sequence[str | os.PathLike] | str | os.PathLike, *, device: str = "auto",
                  grpc_port: int = -1, http_port: int = -1, instances: int = 0, threads: int = 0,
                  queue_delay_us: int = -1, models: Iterable[str] | None = None, wait: float = 120.0,
                  verbose: bool = False, keep_logs: bool = False, log_dir: str | os.PathLike | None = None,
                  stop_timeout: float = 10.0) -> None:
+        super().__init__(grpc_port=grpc_port, http_port=http_port, wait=wait, verbose=verbose, keep_logs=keep_logs,
+                         log_dir=log_dir, stop_timeout=stop_timeout)
         if isinstance(repositories, (str, os.PathLike)):
             repositories = [repositories]
         self.repositories = [Path(r).expanduser().resolve() for r in repositories]
@@ -247,60 +202,20 @@ class LocalTritonServer:
         if queue_delay_us < -1:
             raise ValueError(f"queue_delay_us must be -1 (auto), 0 (none) or positive, not {queue_delay_us}")
         self.device_option = device
-        self.requested_grpc_port = grpc_port
-        self.requested_http_port = http_port
         self.instances_option = instances
         self.instances = instances or 1
         self.threads_option = threads
         self.queue_delay_option = queue_delay_us
         self.queue_delay_us = max(0, queue_delay_us)
         self.selected_models = list(models) if models is not None else None
-        self.wait = wait
-        self.verbose = verbose
-        self.keep_logs = keep_logs
-        self.log_dir = Path(log_dir) if log_dir is not None else None
-        self.stop_timeout = stop_timeout
-
-        self._process: subprocess.Popen | None = None
-        self._workdir: Path | None = None
-        self._log_path: Path | None = None
-        self._own_log_dir: Path | None = None
-        self._log_file = None
         self._translated: list[TranslatedModel] = []
-        self._grpc_port: int | None = None
-        self._http_port: int | None = None
+        self._client = None
+        self._pending: set[str] = set()
         self._metrics_port: int | None = None
-        self._shm_prefix = ""
-        self._lock = threading.RLock()
         self.device = "cpu"
         self.threads = 1
-        self.start_seconds: float | None = None
-        self._failed = False
 
     # ------------------------------------------------------------------ properties
-    @property
-    def grpc_address(self) -> str:
-        """``127.0.0.1:PORT`` of the gRPC endpoint (valid once started)."""
-        return f"{LOOPBACK}:{self._require_port(self._grpc_port)}"
-
-    @property
-    def http_address(self) -> str:
-        """``127.0.0.1:PORT`` of the HTTP endpoint (valid once started)."""
-        return f"{LOOPBACK}:{self._require_port(self._http_port)}"
-
-    @property
-    def metrics_url(self) -> str:
-        """``http://127.0.0.1:PORT/metrics``: Triton's Prometheus endpoint (valid once started)."""
-        return f"http://{LOOPBACK}:{self._require_port(self._metrics_port)}/metrics"
-
-    @property
-    def grpc_port(self) -> int:
-        return self._require_port(self._grpc_port)
-
-    @property
-    def http_port(self) -> int:
-        return self._require_port(self._http_port)
-
     @property
     def models(self) -> list[str]:
         """Names of the served models (before the first start: the models it would serve)."""
@@ -317,94 +232,37 @@ class LocalTritonServer:
     def translated_models(self) -> list[TranslatedModel]:
         return list(self._translated)
 
-    @property
-    def log_path(self) -> Path | None:
-        """The server log (stdout and stderr of ``tritonserver`` and its stubs)."""
-        return self._log_path
-
-    @property
-    def pid(self) -> int | None:
-        """PID of the ``tritonserver`` process (also its process group), None when not running."""
-        return self._process.pid if self._process is not None else None
-
-    def _require_port(self, port: int | None) -> int:
-        if port is None:
-            raise ServerError("the local Triton server is not started: call start() or use it as a context manager")
-        return port
-
     def __repr__(self) -> str:
         state = f"running pid={self.pid} grpc={self.grpc_address}" if self.is_running() else "stopped"
         return f"<LocalTritonServer {state} models={self.models} repositories={[str(r) for r in self.repositories]}>"
 
-    # ------------------------------------------------------------------ life cycle
     def __enter__(self) -> LocalTritonServer:
-        self.start()
-        return self
-
-    def __exit__(self, *exc_info) -> None:
-        self.stop()
-
-    def is_running(self) -> bool:
-        """True while the server process is alive."""
-        return self._process is not None and self._process.poll() is None
+        return self.start()
 
     def start(self) -> LocalTritonServer:
         """Translate the repositories, start the server and wait until it and every model are ready."""
-        with self._lock:
-            if self.is_running():
-                return self
-            if self._process is not None or self._workdir is not None:  # it died: clean up, keep its log
-                self._cleanup(keep_log=True)
-            self._failed = False
-            ok, reason = bundled_server_available()
-            if not ok:
-                raise ServerStartError(f"cannot start the local Triton server: {reason}")
-            self._resolve_device()
-            begin = time.monotonic()
-            attempts = 3
-            for attempt in range(1, attempts + 1):
-                try:
-                    self._prepare()
-                    self._launch()
-                    self._wait_ready()
-                    break
-                except ServerStartError as exc:
-                    # a port picked here was taken between picking and binding: pick again
-                    taken = [int(p) for p in re.findall(r"Socket '[^']*:(\d+)' already in use", str(exc))]
-                    retry = attempt < attempts and taken and not set(taken) & {self.requested_grpc_port,
-                                                                               self.requested_http_port}
-                    self._cleanup(keep_log=not retry)
-                    if retry:
-                        log.info("port %s was taken meanwhile; retrying with other ports", taken)
-                        continue
-                    self._failed = True
-                    raise
-                except BaseException:
-                    self._cleanup(keep_log=True)
-                    self._failed = True
-                    raise
-            self.start_seconds = time.monotonic() - begin
-            _RUNNING.add(self)
-            log.info("local Triton server pid %d ready in %.1f s: gRPC %s, HTTP %s, %s, models %s",
-                     self.pid, self.start_seconds, self.grpc_address, self.http_address, self.device, self.models)
-            return self
-
-    def stop(self) -> None:
-        """Stop the server and its stub processes (SIGTERM, then SIGKILL); idempotent."""
-        with self._lock:
-            if self._process is not None:
-                self._terminate()
-                log.info("local Triton server stopped")
-            # the log of a failed start is kept: the ServerStartError names it
-            self._cleanup(keep_log=self.keep_logs or self.log_dir is not None or self._failed)
-            _RUNNING.discard(self)
+        return super().start()
 
     def restart(self) -> LocalTritonServer:
         """Stop and start again (same options; ports given explicitly are kept, picked ones are picked anew)."""
-        self.stop()
-        return self.start()
+        return super().restart()
 
-    # ------------------------------------------------------------------ internals
+    # ------------------------------------------------------------------ what differs from ManagedServer
+    def _check_startable(self) -> None:
+        ok, reason = bundled_server_available()
+        if not ok:
+            raise ServerStartError(f"cannot start the local Triton server: {reason}")
+        self._resolve_device()
+
+    def _started(self) -> None:
+        log.info("local Triton server pid %d ready in %.1f s: gRPC %s, HTTP %s, %s, models %s",
+                 self.pid, self.start_seconds, self.grpc_address, self.http_address, self.device, self.models)
+
+    def _port_taken(self, message: str) -> bool:
+        # a port picked here was taken between picking and binding: pick again (never a port given explicitly)
+        taken = [int(p) for p in re.findall(r"Socket '[^']*:(\d+)' already in use", message)]
+        return bool(taken) and not set(taken) & {self.requested_grpc_port, self.requested_http_port}
+
     def _resolve_device(self) -> None:
         if self.device_option == "auto":
             self.device = "gpu" if gpu_available() else "cpu"
@@ -421,39 +279,31 @@ class LocalTritonServer:
                                                else max(1, _cpu_count() // self.instances))
         self.queue_delay_us = delay if self.queue_delay_option < 0 else self.queue_delay_option
 
-    def _prepare(self) -> None:
+    def _prepare(self, workdir: Path) -> None:
         paths = _dist_paths()
-        self._workdir = Path(tempfile.mkdtemp(prefix="cmsfw-triton-"))
-        backend_dir = self._workdir / "backends" / "python"
+        backend_dir = workdir / "backends" / "python"
         backend_dir.mkdir(parents=True)
         for entry in paths["python_backend"].iterdir():
             if entry.is_file():
                 shutil.copy2(entry, backend_dir / entry.name)
         shutil.copy2(paths["stub"], backend_dir / "triton_python_backend_stub")
         self._translated = translate_repositories(
-            self.repositories, self._workdir / "repository", models=self.selected_models, device=self.device,
+            self.repositories, workdir / "repository", models=self.selected_models, device=self.device,
             instances=self.instances, threads=self.threads, queue_delay_us=self.queue_delay_us)
-
-        if self._log_path is None:
-            if self.log_dir is not None:
-                self.log_dir.mkdir(parents=True, exist_ok=True)
-                stamp = time.strftime("%Y%m%d-%H%M%S")
-                self._log_path = self.log_dir / f"tritonserver-{stamp}-{os.getpid()}.log"
-            else:
-                self._own_log_dir = Path(tempfile.mkdtemp(prefix="cmsfw-triton-log-"))
-                self._log_path = self._own_log_dir / "tritonserver.log"
-        self._grpc_port = self.requested_grpc_port if self.requested_grpc_port >= 0 else free_port()
-        self._http_port = self.requested_http_port if self.requested_http_port >= 0 else free_port()
-        while self._http_port == self._grpc_port:
-            self._http_port = free_port()
-        self._metrics_port = free_port()
-        while self._metrics_port in (self._grpc_port, self._http_port):
-            self._metrics_port = free_port()
         self._shm_prefix = f"cmsfw_triton_{os.getpid()}_{secrets.token_hex(4)}_"
+
+    @property
+    def metrics_url(self) -> str:
+        """``http://127.0.0.1:PORT/metrics``: Triton's Prometheus endpoint (valid once started)."""
+        self._require_port(self._grpc_port)
+        return f"http://{LOOPBACK}:{self._require_port(self._metrics_port)}/metrics"
 
     def command(self) -> list[str]:
         """The ``tritonserver`` command line (after :meth:`start` prepared the work directory)."""
         assert self._workdir is not None
+        self._metrics_port = free_port()
+        while self._metrics_port in (self._grpc_port, self._http_port):
+            self._metrics_port = free_port()
         paths = _dist_paths()
         auto_complete = any(m.auto_complete for m in self._translated)
         cmd = [
@@ -496,62 +346,28 @@ class LocalTritonServer:
             env["CUDA_VISIBLE_DEVICES"] = ""
         return env
 
-    def _launch(self) -> None:
-        assert self._log_path is not None
-        cmd = self.command()
-        log.debug("starting %s", " ".join(cmd))
-        self._log_file = open(self._log_path, "ab")  # noqa: SIM115 - closed in _cleanup
-        self._log_file.write(f"# {' '.join(cmd)}\n".encode())
-        self._log_file.flush()
-        try:
-            self._process = spawn(
-                cmd, stdin=subprocess.DEVNULL, stdout=self._log_file, stderr=subprocess.STDOUT,
-                env=self.environment(), cwd=str(self._workdir), start_new_session=True, close_fds=True)
-        except OSError as exc:
-            raise ServerStartError(f"could not execute {cmd[0]}: {exc}") from exc
-        self._start_reaper()
-
-    def _start_reaper(self) -> None:
-        """A watchdog that cleans up the server group if this process dies without stopping it."""
-        from . import reaper
-
-        try:
-            self._reaper = subprocess.Popen(  # noqa: S603 - our own script, fixed arguments
-                [sys.executable, "-S", reaper.__file__, str(os.getpid()), str(self._process.pid), self._shm_prefix,
-                 str(self._workdir or ""), "" if self.keep_logs else str(self._own_log_dir or "")],
-                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                start_new_session=True, close_fds=True)
-        except OSError as exc:  # the server still dies with us; only its stubs could outlive a SIGKILL
-            log.warning("could not start the server watchdog: %s", exc)
-
-    def _wait_ready(self) -> None:
+    def _probe(self) -> tuple[bool, str]:
         import tritonclient.grpc as grpcclient
         from tritonclient.utils import InferenceServerException
 
-        deadline = time.monotonic() + self.wait
-        client = grpcclient.InferenceServerClient(f"{LOOPBACK}:{self._grpc_port}")
+        if self._client is None:
+            self._client = grpcclient.InferenceServerClient(f"{LOOPBACK}:{self._grpc_port}")
+            self._pending = set(self.models)
+        client = self._client
         try:
-            pending = set(self.models)
-            while True:
-                code = self._process.poll() if self._process is not None else -1
-                if code is not None:
-                    raise ServerStartError(self._failure(f"tritonserver exited with code {code} while starting"))
-                try:
-                    if client.is_server_live(client_timeout=2.0):
-                        for name in sorted(pending):
-                            if client.is_model_ready(name, client_timeout=2.0):
-                                pending.discard(name)
-                        if not pending and client.is_server_ready(client_timeout=2.0):
-                            return
-                except InferenceServerException:
-                    pass
-                if time.monotonic() > deadline:
-                    self._terminate()
-                    raise ServerStartError(self._failure(
-                        f"tritonserver was not ready after {self.wait:.0f} s (models not ready: {sorted(pending)})",
-                        hint="A large model may need more time: raise `wait`."))
-                time.sleep(0.1)
-        finally:
+            if client.is_server_live(client_timeout=2.0):
+                for name in sorted(self._pending):
+                    if client.is_model_ready(name, client_timeout=2.0):
+                        self._pending.discard(name)
+                if not self._pending and client.is_server_ready(client_timeout=2.0):
+                    return True, ""
+        except InferenceServerException:
+            pass
+        return False, f"models not ready: {sorted(self._pending)}"
+
+    def _close_probe(self) -> None:
+        client, self._client = self._client, None
+        if client is not None:
             client.close()
 
     def log_excerpt(self, lines: int = 40) -> str:
@@ -580,94 +396,30 @@ class LocalTritonServer:
         errors = [line for line in kept if re.match(r"E\d{4} ", line) and line not in tail][:5]
         return "\n".join([*errors, "..."] if errors else []) + ("\n" if errors else "") + "\n".join(tail)
 
-    def _failure(self, what: str, hint: str = "") -> str:
-        tail = self.log_excerpt(30)
-        hints = [hint] if hint else []
-        if "already in use" in tail:
-            hints.append("A port is taken: pass other ports, or -1 to pick free ones.")
+    def _describe(self) -> str:
+        return f"repositories: {[str(r) for r in self.repositories]}, models: {self.models}"
+
+    def _hints(self, tail: str) -> list[str]:
+        hints = []
         if "_recursion_count" in tail or "libpython" in tail:
             hints.append("The Python-backend stub loaded another libpython than this interpreter's; "
                          "use a shared-library build of Python (LIBDIR must hold libpythonX.Y.so.1.0).")
         if "No module named" in tail:
             hints.append(f"The stub imports from this job's sys.path ({sys.executable}); install the missing "
                          "package into this environment.")
-        if not hints:
-            hints.append("Look for the first error in the log: a model that fails to load stops the server.")
-        where = f"full log: {self._log_path}"
-        return (f"local Triton server failed to start: {what}\n"
-                f"  repositories: {[str(r) for r in self.repositories]}, models: {self.models}\n"
-                f"  how to fix: {' '.join(hints)}\n  ({where})\n"
-                f"--- tail of the tritonserver log ---\n{tail}")
+        return hints
 
-    def log_tail(self, lines: int = 40) -> str:
-        """The last lines of the server log ('' when there is none)."""
-        if self._log_path is None or not self._log_path.exists():
-            return ""
-        try:
-            with open(self._log_path, "rb") as f:
-                f.seek(0, os.SEEK_END)
-                f.seek(max(0, f.tell() - 64 * 1024))
-                text = f.read().decode("utf-8", errors="replace")
-        except OSError:
-            return ""
-        return "\n".join(text.splitlines()[-lines:])
 
-    def _terminate(self) -> None:
-        process = self._process
-        if process is None:
-            return
-        pgid = process.pid
-        if process.poll() is None:
-            try:  # the server alone: it finalizes its stubs itself (about 2 s: Triton polls its unloading each second)
-                os.kill(pgid, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
-            try:
-                process.wait(timeout=self.stop_timeout)
-            except subprocess.TimeoutExpired:
-                log.warning("tritonserver pid %d did not stop within %.0f s; killing it", pgid, self.stop_timeout)
-                try:
-                    os.killpg(pgid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
-                process.wait()
-        # stubs left behind in the group (the server was killed, or exited before they did)
-        deadline = time.monotonic() + 2.0
-        while process_group_members(pgid):
-            try:
-                os.killpg(pgid, signal.SIGKILL)
-            except ProcessLookupError:
-                break
-            if time.monotonic() > deadline:
-                log.warning("processes %s of the tritonserver group survive SIGKILL", process_group_members(pgid))
-                break
-            time.sleep(0.05)
-        self._process = None
-
-    def _cleanup(self, keep_log: bool) -> None:
-        if self._process is not None:
-            self._terminate()
-        reaper, self._reaper = getattr(self, "_reaper", None), None
-        if reaper is not None:  # we stop the server ourselves: the watchdog is not needed (and must be reaped)
-            reaper.kill()
-            reaper.wait()
-        if self._log_file is not None:
-            self._log_file.close()
-            self._log_file = None
-        if self._shm_prefix:
-            for leftover in glob.glob(f"/dev/shm/{self._shm_prefix}*"):
-                try:
-                    os.unlink(leftover)
-                except OSError:
-                    pass
-        if self._workdir is not None:
-            shutil.rmtree(self._workdir, ignore_errors=True)
-            self._workdir = None
-        if not keep_log:
-            if self._own_log_dir is not None:
-                shutil.rmtree(self._own_log_dir, ignore_errors=True)
-                self._own_log_dir = None
-            elif self._log_path is not None and self._log_path.exists():
-                self._log_path.unlink()
-            self._log_path = None
-        self._grpc_port = self._http_port = self._metrics_port = None
+__all__ = [
+    "AUTO_QUEUE_DELAY_US",
+    "LOOPBACK",
+    "SYS_PATH_VARIABLE",
+    "LocalTritonServer",
+    "ServerStartError",
+    "auto_settings",
+    "bundled_server_available",
+    "free_port",
+    "gpu_available",
+    "process_group_cpu",
+    "process_group_members",
+]

@@ -61,19 +61,21 @@ def main(argv: list[str] | None = None) -> int:
     if threading.current_thread() is threading.main_thread():
         for sig in handled:
             previous[sig] = signal.signal(sig, lambda signum, frame: stop.set())
-    if args.server == "mlserver":
-        from framework.server.mlserver import LocalMLServer
-
-        server = LocalMLServer(repositories, models=args.names, grpc_port=args.grpc_port, http_port=args.http_port,
-                               wait=args.wait, verbose=args.verbose, log_dir=args.log_dir)
-    else:
-        server = LocalTritonServer(repositories, device=args.device, grpc_port=args.grpc_port,
-                                   http_port=args.http_port, instances=args.instances, threads=args.threads,
-                                   queue_delay_us=args.queue_delay_us, models=args.names, wait=args.wait,
-                                   verbose=args.verbose, log_dir=args.log_dir)
     name = "MLServer" if args.server == "mlserver" else "Triton server"
+    server = None
     try:
         try:
+            if args.server == "mlserver":
+                from framework.server.mlserver import LocalMLServer
+
+                server = LocalMLServer(repositories, models=args.names, grpc_port=args.grpc_port,
+                                       http_port=args.http_port, wait=args.wait, verbose=args.verbose,
+                                       log_dir=args.log_dir)
+            else:
+                server = LocalTritonServer(repositories, device=args.device, grpc_port=args.grpc_port,
+                                           http_port=args.http_port, instances=args.instances, threads=args.threads,
+                                           queue_delay_us=args.queue_delay_us, models=args.names, wait=args.wait,
+                                           verbose=args.verbose, log_dir=args.log_dir)
             server.start()
         except FrameworkError as exc:
             print(f"error: {exc}", file=sys.stderr, flush=True)
@@ -107,7 +109,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"Stopping the {name}...", flush=True)
         return 0
     finally:
-        server.stop()
+        if server is not None:
+            server.stop()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
 

@@ -44,6 +44,7 @@ import numpy as np
 from ..core.params import Params, Required, check_parameters
 from ..exceptions import ConfigurationError, FrameworkError, did_you_mean
 from ..monitoring import job as monitoring_job
+from ..server.endpoints import check_protocol
 from .data import (
     RAGGED,
     RECTANGULAR,
@@ -58,7 +59,6 @@ from .errors import TritonConfigError, TritonDataError, TritonServerError
 from .shm import ShmPair, align
 from .transport import (
     CONTROL_TIMEOUT,
-    PROTOCOLS,
     EventLoopThread,
     ServerAddress,
     SslOptions,
@@ -328,9 +328,7 @@ class TritonClient:
         self.lastDispatchTime = 0.0
         self.lastTries = 0
 
-        if protocol not in PROTOCOLS:
-            raise ConfigurationError(f"{where}: protocol must be one of {', '.join(map(repr, PROTOCOLS))}, got "
-                                     f"{protocol!r}.{did_you_mean(protocol, PROTOCOLS)}")
+        check_protocol(protocol, where)
         self._server_override = parse_server(server, protocol) if server is not None else None
         self._service = None
         if self._server_override is None:

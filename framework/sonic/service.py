@@ -45,9 +45,10 @@ from ..core.module import Service
 from ..core.params import Params, Required
 from ..core.registry import register
 from ..exceptions import ConfigurationError, ServerError, did_you_mean
+from ..server.endpoints import check_port, check_protocol
+from ..server.kind import MLSERVER, server_kind
 from .client import ClientStats
 from .transport import (
-    PROTOCOLS,
     ServerAddress,
     SslOptions,
     grpc_url,
@@ -195,10 +196,7 @@ class TritonService(Service):
             raise ConfigurationError(
                 f"service TritonService: fallback.device must be 'auto', 'cpu' or 'gpu', got "
                 f"{self.fallbackParams.device!r}")
-        if self.fallbackParams.protocol not in PROTOCOLS:
-            raise ConfigurationError(
-                f"service TritonService: fallback.protocol must be 'grpc' or 'http', got "
-                f"{self.fallbackParams.protocol!r}.{did_you_mean(self.fallbackParams.protocol, PROTOCOLS)}")
+        check_protocol(self.fallbackParams.protocol, "service TritonService: fallback.protocol")
         self._servers: dict[str, _Server] = {}
         for i, s in enumerate(params.servers):
             where = f"service TritonService: servers[{i}] ('{s['name']}')"
@@ -207,14 +205,11 @@ class TritonService(Service):
             if s["name"] in (FALLBACK_NAME, MLSERVER_FALLBACK_NAME):
                 raise ConfigurationError(f"{where}: the name '{s['name']}' is reserved for the local fallback server")
             port = int(s["port"])
-            protocol = s["protocol"]
-            if protocol not in PROTOCOLS:
-                raise ConfigurationError(f"{where}: protocol must be 'grpc' or 'http', got {protocol!r}."
-                                         f"{did_you_mean(protocol, PROTOCOLS)}")
+            protocol = check_protocol(s["protocol"], where)
             if protocol == "http" and s["address"].startswith("unix:"):
                 raise ConfigurationError(f"{where}: unix sockets need protocol 'grpc'")
-            if not s["address"].startswith("unix:") and not 0 < port < 65536:
-                raise ConfigurationError(f"{where}: port must be in 1..65535, got {port}")
+            if not s["address"].startswith("unix:"):
+                check_port(port, where)
             ssl = None
             if s["useSsl"]:
                 for key in ("rootCertificates", "privateKey", "certificateChain"):
@@ -392,8 +387,8 @@ class TritonService(Service):
     def fallbackName(self, model: str) -> str:
         """The local fallback that serves *model*: MLServer's for a ``model-settings.json``, else Triton's."""
         entry = self._models.get(model)
-        is_ml = entry is not None and os.path.basename(entry.configPath) == MLSERVER_SETTINGS
-        return MLSERVER_FALLBACK_NAME if is_ml else FALLBACK_NAME
+        kind = server_kind(entry.configPath) if entry is not None else None
+        return MLSERVER_FALLBACK_NAME if kind == MLSERVER else FALLBACK_NAME
 
     def _start_mlserver_fallback(self, models: list[str]) -> None:
         from ..server.mlserver import LocalMLServer
@@ -676,15 +671,13 @@ def apply_server_option(service_decl: Any, address: str | list[str], port: int |
     ports = [int(port)] * len(addresses) if isinstance(port, int) else [int(p) for p in port]
     if len(addresses) != len(ports):
         raise ConfigurationError(f"{len(addresses)} addresses but {len(ports)} ports: give one port per address")
-    if protocol not in PROTOCOLS:
-        raise ConfigurationError(f"protocol={protocol} is not a protocol: use grpc or http."
-                                 f"{did_you_mean(protocol, PROTOCOLS)}")
+    check_protocol(protocol, f"the option protocol={protocol}")
     servers = []
     for i, (addr, p) in enumerate(zip(addresses, ports)):
         if not addr:
             raise ConfigurationError("address= must not be empty")
-        if not addr.startswith("unix:") and not 0 < p < 65536:
-            raise ConfigurationError(f"port={p} is not a valid TCP port (1..65535)")
+        if not addr.startswith("unix:"):
+            check_port(p, f"the option port={p}")
         servers.append(PSet(name=DEFAULT_NAME if i == 0 else f"{DEFAULT_NAME}{i + 1}", address=str(addr), port=p,
                             protocol=protocol, useSsl=False, rootCertificates="", privateKey="", certificateChain=""))
     names = {plain(s.name) for s in servers}
@@ -703,9 +696,7 @@ def apply_protocol_option(service_decl: Any, protocol: str) -> None:
     """The ``protocol=`` option without ``address=``: the clients talk to the local fallback server in it."""
     from ..config.types import PSet
 
-    if protocol not in PROTOCOLS:
-        raise ConfigurationError(f"protocol={protocol} is not a protocol: use grpc or http."
-                                 f"{did_you_mean(protocol, PROTOCOLS)}")
+    check_protocol(protocol, f"the option protocol={protocol}")
     if "fallback" not in service_decl:
         service_decl.fallback = PSet(protocol=protocol)
     else:

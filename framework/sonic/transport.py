@@ -30,12 +30,12 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from ..server.endpoints import PROTOCOLS, check_protocol
 from . import httpconn
 from .perprocess import PerProcess
 
 log = logging.getLogger("framework.sonic")
 
-PROTOCOLS = ("grpc", "http")
 CONTROL_TIMEOUT = 30.0
 """Seconds allowed for metadata, configuration, statistics and shared-memory calls."""
 
@@ -657,12 +657,8 @@ def make_transport(server: ServerAddress, compression: str = "") -> Transport:
     """The transport of *server*'s protocol."""
     if server.protocol == "http":
         return HttpTransport(server, compression)
-    if server.protocol == "grpc":
-        return GrpcTransport(server, compression)
-    from ..exceptions import ConfigurationError, did_you_mean
-
-    raise ConfigurationError(f"server {server.address}: protocol must be 'grpc' or 'http', got "
-                             f"{server.protocol!r}.{did_you_mean(server.protocol, PROTOCOLS)}")
+    check_protocol(server.protocol, f"server {server.address}")
+    return GrpcTransport(server, compression)
 
 
 __all__ = [

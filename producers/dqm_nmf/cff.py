@@ -22,6 +22,14 @@ from .modifiers import dqmNMFSonic
 
 DEFAULT_MODEL_DIR = "data/models/dqmNMF"
 DEFAULT_LABEL = "dqmNMF"
+#: the scorers configs/dqm_cfg.py books: label -> model folder (its threshold.json names the element it scores)
+MODEL_DIRS = {DEFAULT_LABEL: DEFAULT_MODEL_DIR, "dqmNMFJetOcc": "data/models/dqmNMFJetOcc"}
+
+
+def model_dir_for(label: str) -> str:
+    """The model folder of the scorer *label*: the bundled one of :data:`MODEL_DIRS`, else ``data/models/<label>``
+    (a packaged model is served under its folder's name, which the configs use as the label)."""
+    return MODEL_DIRS.get(label, f"data/models/{label}")
 SONIC_CLIENT = {**DEFAULT_CLIENT, "mode": "Sync"}  # the lumi transition waits for the answer anyway
 
 

@@ -37,18 +37,23 @@ class DQMNMFCommon:
     params: Any
 
     def resolveThreshold(self) -> float:
-        """``threshold`` when given (>= 0), else the one in ``thresholdFile`` (written by the training)."""
-        if self.params.threshold >= 0:
-            return float(self.params.threshold)
+        """``threshold`` when given (>= 0), else the one in ``thresholdFile`` (written by the training); notes
+        whether the model reads the element's flow bins (``flow`` of the file)."""
+        self.flow = False
         try:
-            return Threshold.read(locate(self.params.thresholdFile)).threshold
+            info = Threshold.read(locate(self.params.thresholdFile))
         except (FileNotFoundError, KeyError, ValueError) as exc:
+            if self.params.threshold >= 0:
+                return float(self.params.threshold)
             raise ConfigurationError(f"module '{self.label}': thresholdFile {self.params.thresholdFile!r}: {exc}. "
                                      "Train the model (scripts/train_dqm_nmf.py) or give threshold=") from exc
+        self.flow = info.flow
+        return float(self.params.threshold) if self.params.threshold >= 0 else info.threshold
 
     def modelInput(self, lumi: Any) -> np.ndarray:
-        """The section's element as ``input_0``: FP32 [1, bins]."""
-        return as_model_input(lumi.get(self.params.src))
+        """The section's element as ``input_0``: FP32 [1, bins] (with its flow bins when the model's
+        ``threshold.json`` says ``flow``)."""
+        return as_model_input(lumi.get(self.params.src), getattr(self, "flow", False))
 
     def putScore(self, lumi: Any, mse: float, threshold: float) -> None:
         mse = float(mse)

@@ -32,6 +32,7 @@ OUTPUT_RECONSTRUCTION = "output_0"
 OUTPUT_MSE = "output_1"
 DEFAULT_QUANTILE = 0.995
 DEFAULT_MARGIN = 1.5
+TRANSFORMS = ("minmax", "sqrt")
 
 
 class NMFAnomalyModel:
@@ -39,22 +40,57 @@ class NMFAnomalyModel:
     histogram contents. Fitted by :meth:`fit`; persisted with joblib (``model.joblib``)."""
 
     def __init__(self, n_components: int = 4, *, max_iter: int = 2000, tol: float = 1e-6, seed: int = 0,
-                 element: str = ""):
+                 element: str = "", transform: str = "minmax", shape: tuple[int, int] | None = None,
+                 crop: tuple[int, int] | None = None, merge: tuple[int, int] = (1, 1),
+                 edges: tuple[int, ...] | None = None, flow: bool = False):
+        if transform not in TRANSFORMS:
+            raise ValueError(f"transform {transform!r}: expected one of {', '.join(TRANSFORMS)}")
         self.n_components = int(n_components)
         self.max_iter = int(max_iter)
         self.tol = float(tol)
         self.seed = int(seed)
         self.element = element
+        self.transform = transform
+        self.shape = tuple(shape) if shape else None
+        self.crop = tuple(crop) if crop else None
+        self.merge = tuple(merge)
+        self.edges = tuple(edges) if edges else None
+        self.flow = bool(flow)
         self.nmf: Any = None
         self.bin_min: np.ndarray | None = None
         self.bin_range: np.ndarray | None = None
+        self.n_inputs = 0
+        self.reference_entries = 0.0
         self.threshold: float = float("nan")
 
     @property
     def n_bins(self) -> int:
-        if self.bin_min is None:
+        """Bins of one input row (the element's contents, flattened)."""
+        if self.nmf is None:
             raise RuntimeError("NMFAnomalyModel is not fitted")
-        return int(self.bin_min.size)
+        return int(getattr(self, "n_inputs", 0) or self.bin_min.size)
+
+    @property
+    def n_features(self) -> int:
+        """Features the NMF factorises (the cells after cropping and merging)."""
+        return int(self.nmf.components_.shape[1])
+
+    def cells(self, x: np.ndarray) -> np.ndarray:
+        """The rows as the model's cells: a 1-D element summed between the bin indices ``edges`` (cell i holds the
+        input bins [edges[i], edges[i+1]); bins outside are dropped), a 2-D element (``shape``: x bins, y bins)
+        cropped to the x bins ``crop`` [lo, hi) and merged ``merge`` (x, y) bins per cell; else as it is."""
+        edges = getattr(self, "edges", None)
+        if edges:
+            return np.add.reduceat(x[:, :edges[-1]], list(edges[:-1]), axis=1)
+        shape = getattr(self, "shape", None)
+        if not shape:
+            return x
+        grid = x.reshape(x.shape[0], *shape)
+        if self.crop:
+            grid = grid[:, self.crop[0]:self.crop[1]]
+        a, b = self.merge
+        n, nx, ny = grid.shape
+        return grid.reshape(n, nx // a, a, ny // b, b).sum(axis=(2, 4)).reshape(n, -1)
 
     @staticmethod
     def normalise(x: np.ndarray) -> np.ndarray:
@@ -63,7 +99,16 @@ class NMFAnomalyModel:
         return np.divide(x, total, out=np.zeros_like(x), where=total > 0)
 
     def scale(self, x: np.ndarray) -> np.ndarray:
-        """Normalised rows, min-max scaled per bin with the training sample's minimum and range."""
+        """The rows as the NMF sees them. ``minmax`` (dism-examples): normalised rows, min-max scaled per bin with
+        the training sample's minimum and range. ``sqrt`` (Poisson-aware): the cells' counts scaled to the
+        training sections' mean entries, variance-stabilised as ``2 sqrt(count)`` -- a good cell's residual has a
+        spread of ~1 whatever its expected count, so rare bins do not dominate the MSE and an empty cell that
+        expected lambda entries costs ~4 lambda."""
+        if getattr(self, "transform", "minmax") == "sqrt":
+            c = self.cells(x)
+            total = c.sum(axis=1, keepdims=True)
+            per_ref = np.divide(c * self.reference_entries, total, out=np.zeros_like(c), where=total > 0)
+            return 2.0 * np.sqrt(per_ref)
         assert self.bin_min is not None and self.bin_range is not None
         return (self.normalise(x) - self.bin_min) / self.bin_range
 
@@ -74,17 +119,25 @@ class NMFAnomalyModel:
         x = np.asarray(x, dtype=np.float64)
         if x.ndim != 2 or x.shape[0] < 2:
             raise ValueError(f"training needs at least 2 rows of histogram contents, got shape {x.shape}")
-        normed = self.normalise(x)
-        self.bin_min = normed.min(axis=0)
-        span = normed.max(axis=0) - self.bin_min
-        self.bin_range = np.where(span > 0, span, 1.0)  # a bin constant in training: no scaling
-        self.nmf = NMF(n_components=min(self.n_components, x.shape[1]), init="nndsvda", max_iter=self.max_iter,
-                       tol=self.tol, random_state=self.seed)
-        self.nmf.fit(self.scale(x))
+        if self.shape and int(np.prod(self.shape)) != x.shape[1]:
+            raise ValueError(f"rows of {x.shape[1]} bins do not fit the element's shape {self.shape}")
+        self.n_inputs = int(x.shape[1])
+        if self.transform == "sqrt":
+            self.reference_entries = float(self.cells(x).sum(axis=1).mean())
+        else:
+            normed = self.normalise(x)
+            self.bin_min = normed.min(axis=0)
+            span = normed.max(axis=0) - self.bin_min
+            self.bin_range = np.where(span > 0, span, 1.0)  # a bin constant in training: no scaling
+        scaled = self.scale(x)
+        self.nmf = NMF(n_components=min(self.n_components, scaled.shape[1]), init="nndsvda",
+                       max_iter=self.max_iter, tol=self.tol, random_state=self.seed)
+        self.nmf.fit(scaled)
         return self
 
     def predict(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """``(reconstruction [n, bins], mse [n])`` of float64 rows *x* (the raw histogram contents)."""
+        """``(reconstruction [n, features], mse [n])`` of float64 rows *x* (the raw histogram contents); the
+        reconstruction is of the scaled cells (:meth:`scale`), the MSE their mean squared residual."""
         if self.nmf is None:
             raise RuntimeError("NMFAnomalyModel is not fitted")
         x = np.asarray(x)
@@ -107,12 +160,16 @@ def score(model: NMFAnomalyModel, x: np.ndarray) -> tuple[np.ndarray, np.ndarray
     return model.predict(np.asarray(x, dtype=np.float64))
 
 
-def as_model_input(contents: Any) -> np.ndarray:
+def as_model_input(contents: Any, flow: bool = False) -> np.ndarray:
     """One section's histogram contents as the model input ``input_0``: FP32 [1, bins] (counts are exact in
     float32 below 2**24). Accepts a ``hist.Hist`` (its values, no flow bins), a ROOT histogram read by uproot
     (``values()``) or an array; a 2D element is flattened row-major (x slowest), as
-    :func:`producers.dqm.read.me_matrix` lays out training rows."""
-    values = contents.values() if hasattr(contents, "values") and callable(contents.values) else contents
+    :func:`producers.dqm.read.me_matrix` lays out training rows. *flow*: with the under- and overflow bins (a
+    ``hist.Hist``'s; the model's ``flow``, noted in its ``threshold.json``)."""
+    if hasattr(contents, "values") and callable(contents.values):
+        values = contents.values(flow=True) if flow else contents.values()
+    else:
+        values = contents
     return np.asarray(values, dtype=np.float32).reshape(1, -1)
 
 
@@ -131,6 +188,8 @@ class Threshold:
     margin: float
     element: str
     n_train: int
+    rule: str = ""  # how the threshold was set, in words (written by the training)
+    flow: bool = False  # the model's input rows include the element's under- and overflow bins
 
     @classmethod
     def read(cls, path: str | os.PathLike) -> Threshold:
@@ -143,7 +202,8 @@ class Threshold:
         except OSError as exc:
             raise FileNotFoundError(f"no threshold file {path} ({exc.strerror}): train the model with "
                                     "scripts/train_dqm_nmf.py, or give the producer a threshold") from exc
-        return cls(**{k: data[k] for k in cls.__dataclass_fields__})
+        optional = {"rule", "flow"}
+        return cls(**{k: data[k] for k in cls.__dataclass_fields__ if k not in optional or k in data})
 
 
 def load(path: str | os.PathLike) -> NMFAnomalyModel:

@@ -1,127 +1,214 @@
-"""``python -m framework dqm-report OUTPUT.root --out DIR``: the anomaly score per luminosity section of a DQM job
-(the DIALS view): ``report.md`` and ``report.json`` (one row per section: run, lumi, MSE, flag, and the truth when
-``--truth`` names the events file that has it) and ``score.png`` (the MSE per section with the threshold line,
-flagged sections marked, runs separated).
+"""``python -m framework dqm-report OUTPUT.root --out DIR``: the data-quality verdict per luminosity section of a DQM
+job (the DIALS view), for every scorer in the file (``<label>_mse`` / ``<label>_flag`` in its ``LuminosityBlocks``
+tree), each against its own model's threshold (``threshold.json`` of the model folder of its label, see
+:func:`producers.dqm_nmf.cff.model_dir_for`), and the combined flag: a section is flagged bad when any scorer flags
+it. With ``--truth`` (the generated events file) a confusion table per scorer and anomaly type.
 
-Exit code 0; 3 when the file lacks the scores (run the job with the dqmNMF module).
+Writes ``report.json``, ``report.md``, ``index.html`` (one self-contained page: the verdict, the score of each
+scorer per section with its threshold line and the truth marked, the monitoring elements of the flagged sections
+beside a good reference section) and the plots as PNG (``score.png``, ``elements_<label>.png``).
+
+Exit code 0; an input error (no scores, unknown label, no threshold) is one paragraph and a non-zero exit.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import logging
 import os
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from framework.exceptions import InputError, did_you_mean
 
-from .cff import DEFAULT_LABEL, DEFAULT_MODEL_DIR
+from .cff import model_dir_for
+from .detection import ANOMALY_TYPES, COMBINED, confusion, read_lumi_scores, read_truth
 from .model import THRESHOLD_FILE, Threshold
 
-log = logging.getLogger(__name__)
+__all__ = ["Scorer", "main", "write_report", "truth_name"]
 
 
-def read_scores(path: str, label: str = DEFAULT_LABEL) -> dict[str, np.ndarray]:
-    """``run``, ``luminosityBlock``, ``mse``, ``flag`` of every section in the ``LuminosityBlocks`` tree of *path*."""
-    import uproot
+@dataclass
+class Scorer:
+    """One scorer of the file: its label, model folder, threshold (and its rule), the element it scores, and its
+    per-section ``mse`` and ``flag`` as the job wrote them."""
 
-    if not os.path.isfile(path):
-        raise InputError(f"DQM output not found: {path}")
-    with uproot.open(path) as f:
-        if "LuminosityBlocks" not in f:
-            raise InputError(f"{path} has no LuminosityBlocks tree: not the output of a job with lumi products")
-        tree = f["LuminosityBlocks"]
-        wanted = [f"{label}_mse", f"{label}_flag"]
-        missing = [b for b in wanted if b not in tree]
-        if missing:
-            raise InputError(f"{path}: the LuminosityBlocks tree has no {', '.join(missing)}."
-                             f"{did_you_mean(wanted[0], tree.keys())} Branches: {', '.join(tree.keys())}. Run the job "
-                             f"with the NMF scorer (configs/dqm_cfg.py) or give its label with --label.")
-        data = tree.arrays(["run", "luminosityBlock", *wanted], library="np")
-    return {"run": data["run"].astype(np.int64), "luminosityBlock": data["luminosityBlock"].astype(np.int64),
-            "mse": data[wanted[0]].astype(np.float64), "flag": data[wanted[1]].astype(bool)}
+    label: str
+    model_dir: str
+    threshold: float
+    rule: str
+    element: str
+    mse: np.ndarray
+    flag: np.ndarray
 
 
-def read_truth(path: str) -> dict[tuple[int, int], int]:
-    """``{(run, lumi): anomalies bits}`` from an events file written by ``framework generate --lumis-per-run``."""
-    import uproot
-
-    with uproot.open(path) as f:
-        if "LuminosityBlocks" not in f or "anomalies" not in f["LuminosityBlocks"]:
-            raise InputError(f"{path} has no LuminosityBlocks tree with the truth (anomalies): give the events file "
-                             "written by python -m framework generate --lumis-per-run")
-        t = f["LuminosityBlocks"].arrays(["run", "luminosityBlock", "anomalies"], library="np")
-    return {(int(r), int(lumi)): int(a) for r, lumi, a in zip(t["run"], t["luminosityBlock"], t["anomalies"])}
+def truth_name(bits: int) -> str:
+    """``good``, ``met-tail``, ``dead-region``, ``both`` (``unknown`` for a section the truth lacks)."""
+    if bits < 0:
+        return "unknown"
+    return "good" if bits == 0 else next((n for n, b in ANOMALY_TYPES.items() if b == bits), f"bits {bits}")
 
 
-def plot(scores: dict[str, np.ndarray], threshold: float, path: str, title: str = "") -> str:
-    """MSE per section (log scale), the threshold line, flagged sections in red, runs separated."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    n = scores["mse"].size
-    x = np.arange(n)
-    fig, ax = plt.subplots(figsize=(max(8.0, min(24.0, 0.12 * n + 4)), 4.5))
-    flag = scores["flag"]
-    ax.plot(x, scores["mse"], color="0.6", linewidth=0.8, zorder=1)
-    ax.scatter(x[~flag], scores["mse"][~flag], s=14, color="tab:blue", label="good", zorder=2)
-    ax.scatter(x[flag], scores["mse"][flag], s=22, color="tab:red", label="flagged", zorder=3)
-    ax.axhline(threshold, color="black", linestyle="--", linewidth=1, label=f"threshold {threshold:.3g}")
-    runs = scores["run"]
-    starts = [0, *np.flatnonzero(np.diff(runs)) + 1]
-    for s in starts[1:]:
-        ax.axvline(s - 0.5, color="0.8", linewidth=1)
-    ax.set_xticks(starts, [f"run {runs[s]}" for s in starts], fontsize=8)
-    ax.set_xlim(-1, n)
-    ax.set_yscale("log")
-    ax.set_xlabel("luminosity section")
-    ax.set_ylabel("NMF reconstruction MSE")
-    ax.set_title(title or "anomaly score per luminosity section", fontsize=10)
-    ax.legend(fontsize=8, loc="upper left")
-    fig.savefig(path, dpi=90, bbox_inches="tight")
-    plt.close(fig)
-    return path
+def _pairs(items: list[str], what: str) -> dict[str, str]:
+    out = {}
+    for item in items:
+        label, sep, value = item.partition("=")
+        if not sep or not label or not value:
+            raise InputError(f"{what} {item!r}: write LABEL=VALUE, e.g. {what} dqmNMFJetOcc="
+                             f"{'data/models/dqmNMFJetOcc' if what == '--model' else '0.5'}")
+        out[label] = value
+    return out
 
 
-def write_report(scores: dict[str, np.ndarray], threshold: float, out_dir: str, *, source: str,
-                 truth: dict[tuple[int, int], int] | None = None, plot_it: bool = True) -> dict[str, Any]:
-    """``report.json``, ``report.md`` and ``score.png`` in *out_dir*; returns the JSON content."""
-    os.makedirs(out_dir, exist_ok=True)
+def load_scorers(path: str, labels: list[str], models: dict[str, str], thresholds: dict[str, str]
+                 ) -> tuple[dict[str, np.ndarray], list[Scorer]]:
+    """The section keys of *path* and its scorers (all, or *labels*), each with its model's threshold."""
+    from framework.paths import locate
+
+    keys, found = read_lumi_scores(path)
+    for label in [*labels, *models, *thresholds]:
+        if label not in found:
+            raise InputError(f"{path}: no scorer {label!r} in its LuminosityBlocks tree (no {label}_mse, {label}_flag)."
+                             f"{did_you_mean(label, found)} Scorers in the file: {', '.join(found)}.")
+    scorers = []
+    for label in labels or list(found):
+        model_dir = models.get(label, model_dir_for(label))
+        try:
+            info = Threshold.read(locate(os.path.join(model_dir, THRESHOLD_FILE)))
+        except (FileNotFoundError, KeyError, ValueError) as exc:
+            raise InputError(f"scorer {label!r}: no threshold in its model folder {model_dir} ({exc}). Give its "
+                             f"folder with --model {label}=DIR or the threshold with --threshold {label}=X.") from None
+        threshold = info.threshold
+        rule = info.rule or f"the {info.quantile} quantile of the training sections' MSE x {info.margin}"
+        if label in thresholds:
+            try:
+                threshold = float(thresholds[label])
+            except ValueError:
+                raise InputError(f"--threshold {label}={thresholds[label]}: not a number") from None
+            rule = "given with --threshold"
+        scorers.append(Scorer(label, model_dir, threshold, rule, info.element, found[label]["mse"],
+                              found[label]["flag"]))
+    return keys, scorers
+
+
+def build(keys: dict[str, np.ndarray], scorers: list[Scorer], source: str,
+          truth: dict[tuple[int, int], int] | None) -> dict[str, Any]:
+    """The report's content (``report.json``)."""
+    n = keys["run"].size
+    combined = np.logical_or.reduce([s.flag for s in scorers]) if scorers else np.zeros(n, dtype=bool)
+    anomalies = (np.array([truth.get((int(r), int(lumi)), -1) for r, lumi in zip(keys["run"], keys["luminosityBlock"])])
+                 if truth is not None else None)
     rows = []
-    for i in range(scores["mse"].size):
-        row = {"run": int(scores["run"][i]), "luminosityBlock": int(scores["luminosityBlock"][i]),
-               "mse": float(scores["mse"][i]), "flag": bool(scores["flag"][i])}
-        if truth is not None:
-            row["anomalies"] = truth.get((row["run"], row["luminosityBlock"]), -1)
+    for i in range(n):
+        row: dict[str, Any] = {"run": int(keys["run"][i]), "luminosityBlock": int(keys["luminosityBlock"][i])}
+        for s in scorers:
+            row[f"{s.label}_mse"] = float(s.mse[i])
+            row[f"{s.label}_flag"] = bool(s.flag[i])
+        row["flag"] = bool(combined[i])
+        if anomalies is not None:
+            row["anomalies"] = int(anomalies[i])
+            row["truth"] = truth_name(int(anomalies[i]))
         rows.append(row)
-    summary: dict[str, Any] = {"sections": len(rows), "flagged": int(scores["flag"].sum()), "threshold": threshold,
-                               "source": source}
-    if truth is not None:
-        bad = np.array([r["anomalies"] > 0 for r in rows])
-        summary["bad_in_truth"] = int(bad.sum())
-        summary["bad_flagged"] = int((bad & scores["flag"]).sum())
-        summary["good_flagged"] = int((~bad & scores["flag"]).sum())
-    data = {"summary": summary, "sections": rows}
+    summary: dict[str, Any] = {
+        "source": source, "sections": n, "flagged": int(combined.sum()),
+        "scorers": {s.label: {"model": s.model_dir, "element": s.element, "threshold": s.threshold, "rule": s.rule,
+                              "flagged": int(s.flag.sum())} for s in scorers}}
+    if anomalies is not None:
+        known = anomalies >= 0
+        table = confusion(anomalies[known], {s.label: {"mse": s.mse[known], "flag": s.flag[known],
+                                                        "ratio": s.mse[known] / s.threshold} for s in scorers})
+        summary["confusion"] = table
+        key = COMBINED if COMBINED in table else scorers[0].label
+        bad = [t for name, t in table[key].items() if name != "good"]
+        summary["bad_in_truth"] = sum(t["n"] for t in bad)
+        summary["bad_flagged"] = sum(t["caught"] for t in bad)
+        summary["good_in_truth"] = table[key]["good"]["n"]
+        summary["good_flagged"] = table[key]["good"]["false"]
+    return {"summary": summary, "sections": rows}
+
+
+def verdict(summary: dict[str, Any]) -> tuple[bool, str]:
+    """(ok, sentence): without truth, ok when no section is flagged; with it, ok when every bad section is flagged
+    and at most 2% of the good ones."""
+    s = summary
+    text = (f"{s['flagged']} of {s['sections']} sections flagged bad by at least one of {len(s['scorers'])} "
+            f"scorer{'s' if len(s['scorers']) != 1 else ''} ({', '.join(s['scorers'])})")
+    if "bad_in_truth" not in s:
+        return s["flagged"] == 0, text + "."
+    ok = s["bad_flagged"] == s["bad_in_truth"] and s["good_flagged"] <= 0.02 * max(s["good_in_truth"], 1)
+    return ok, (text + f"; truth: {s['bad_flagged']} of {s['bad_in_truth']} bad sections flagged, "
+                f"{s['good_flagged']} of {s['good_in_truth']} good sections flagged.")
+
+
+def markdown(data: dict[str, Any], plots: list[str]) -> str:
+    """``report.md``."""
+    s = data["summary"]
+    labels = list(s["scorers"])
+    lines = [f"# DQM anomaly report: {os.path.basename(s['source'])}", "", f"Source: `{s['source']}`", "",
+             ("PASS" if verdict(s)[0] else "ATTENTION") + ": " + verdict(s)[1], "", "## Scorers", "",
+             "| scorer | element | model | threshold | rule | flagged |", "|---|---|---|---|---|---|"]
+    for label, sc in s["scorers"].items():
+        lines.append(f"| {label} | {sc['element']} | {sc['model']} | {sc['threshold']:.4g} | {sc['rule']} | "
+                     f"{sc['flagged']} |")
+    for table in confusion_tables(s):
+        lines += ["", f"## Truth: {table['title']}", "", "| " + " | ".join(table["headers"]) + " |",
+                  "|---" * len(table["headers"]) + "|"]
+        lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in table["rows"]]
+    lines += ["", *[f"![{p}]({p})" for p in plots], "", "## Sections", ""]
+    head = ["run", "lumi", *[f"{x} MSE" for x in labels], "flag"] + (["truth"] if "confusion" in s else [])
+    lines += ["| " + " | ".join(head) + " |", "|---" * len(head) + "|"]
+    for r in data["sections"]:
+        cells = [r["run"], r["luminosityBlock"]]
+        cells += [f"{r[f'{x}_mse']:.4g}{' (flagged)' if r[f'{x}_flag'] else ''}" for x in labels]
+        cells.append("**FLAGGED**" if r["flag"] else "not flagged")
+        if "truth" in r:
+            cells.append(r["truth"])
+        lines.append("| " + " | ".join(str(c) for c in cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def confusion_tables(summary: dict[str, Any]) -> list[dict[str, Any]]:
+    """The confusion per scorer and anomaly type as tables (title, headers, rows) for the Markdown and the page."""
+    table = summary.get("confusion")
+    if not table:
+        return []
+    types = [t for t in ANOMALY_TYPES if any(t in v for v in table.values())]
+    headers = ["scorer", *[f"{t}: caught (AUC)" for t in types], "good: flagged"]
+    rows = []
+    for label, t in table.items():
+        cells = [label]
+        for name in types:
+            c = t.get(name)
+            cells.append("-" if c is None else f"{c['caught']} of {c['n']}" +
+                         ("" if np.isnan(c["auc"]) else f" ({c['auc']:.3f})"))
+        cells.append(f"{t['good']['false']} of {t['good']['n']}")
+        rows.append(cells)
+    return [{"title": "sections flagged per anomaly type", "headers": headers, "rows": rows}]
+
+
+def write_report(keys: dict[str, np.ndarray], scorers: list[Scorer], out_dir: str, *, source: str,
+                 truth: dict[tuple[int, int], int] | None = None, plot_it: bool = True) -> dict[str, Any]:
+    """``report.json``, ``report.md``, the plots and ``index.html`` in *out_dir*; returns the JSON content."""
+    os.makedirs(out_dir, exist_ok=True)
+    data = build(keys, scorers, source, truth)
+    figures: list[tuple[str, Any, str]] = []
+    if plot_it:
+        from .report_plots import element_figures, score_figure
+
+        figures.append(("score.png", score_figure(keys, scorers, data), "The score of each scorer per section"))
+        for label, fig in element_figures(source, keys, scorers, data).items():
+            figures.append((f"elements_{label}.png", fig, f"{label}: flagged sections beside a good reference"))
+        for name, fig, _ in figures:
+            fig.savefig(os.path.join(out_dir, name), dpi=90, bbox_inches="tight")
     with open(os.path.join(out_dir, "report.json"), "w") as f:
         json.dump(data, f, indent=1)
-    head = "| run | lumi | MSE | flag |" + (" truth (anomaly bits) |" if truth is not None else "")
-    lines = [f"# DQM anomaly score per luminosity section: {source}", "",
-             f"{summary['flagged']} of {summary['sections']} sections above the threshold {threshold:.4g}" +
-             (f"; truth: {summary['bad_in_truth']} bad, {summary['bad_flagged']} of them flagged, "
-              f"{summary['good_flagged']} good sections flagged" if truth is not None else "") + ".", "",
-             "![score](score.png)" if plot_it else "", "", head, "|---" * (head.count("|") - 1) + "|"]
-    for r in rows:
-        lines.append(f"| {r['run']} | {r['luminosityBlock']} | {r['mse']:.4g} | {'**BAD**' if r['flag'] else 'ok'} |"
-                     + (f" {r['anomalies']} |" if truth is not None else ""))
     with open(os.path.join(out_dir, "report.md"), "w") as f:
-        f.write("\n".join(lines) + "\n")
-    if plot_it:
-        plot(scores, threshold, os.path.join(out_dir, "score.png"), title=os.path.basename(source))
+        f.write(markdown(data, [name for name, _, _ in figures]))
+    from .report_page import write_page
+
+    write_page(data, figures, out_dir, verdict=verdict(data["summary"]), tables=confusion_tables(data["summary"]))
     return data
 
 
@@ -129,25 +216,21 @@ def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="python -m framework dqm-report", description=__doc__.split("\n\n")[0])
     parser.add_argument("output", help="the DQM job's output (LuminosityBlocks tree with <label>_mse, <label>_flag)")
     parser.add_argument("--out", default="out/dqm-report", help="report directory [out/dqm-report]")
-    parser.add_argument("--label", default=DEFAULT_LABEL, help="the scorer's module label [dqmNMF]")
-    parser.add_argument("--model", default=DEFAULT_MODEL_DIR, help="model folder with threshold.json (the line)")
-    parser.add_argument("--threshold", type=float, default=-1.0, help="the threshold line (default: the model's)")
+    parser.add_argument("--label", action="append", default=[],
+                        help="report only this scorer (repeatable) [every scorer in the file]")
+    parser.add_argument("--model", action="append", default=[], metavar="LABEL=DIR",
+                        help="the model folder of a scorer (its threshold.json) [data/models/<label>]")
+    parser.add_argument("--threshold", action="append", default=[], metavar="LABEL=X",
+                        help="the threshold line of a scorer [its model's]")
     parser.add_argument("--truth", default="", help="events file with the truth per section (generate --lumis-per-run)")
     parser.add_argument("--no-plot", action="store_true")
     ns = parser.parse_args(argv)
-    scores = read_scores(ns.output, ns.label)
-    threshold = ns.threshold
-    if threshold < 0:
-        from framework.paths import locate
-
-        try:
-            threshold = Threshold.read(locate(os.path.join(ns.model, THRESHOLD_FILE))).threshold
-        except FileNotFoundError as exc:
-            raise InputError(f"{exc}; or give --threshold") from None
+    keys, scorers = load_scorers(ns.output, ns.label, _pairs(ns.model, "--model"),
+                                 _pairs(ns.threshold, "--threshold"))
     truth = read_truth(ns.truth) if ns.truth else None
-    data = write_report(scores, threshold, ns.out, source=ns.output, truth=truth, plot_it=not ns.no_plot)
-    s = data["summary"]
-    print(f"{s['flagged']} of {s['sections']} luminosity sections flagged (threshold {threshold:.4g})" +
-          (f"; truth: {s['bad_flagged']} of {s['bad_in_truth']} bad flagged, {s['good_flagged']} good flagged"
-           if truth is not None else "") + f"\nreport: {os.path.join(ns.out, 'report.md')}")
+    data = write_report(keys, scorers, ns.out, source=ns.output, truth=truth, plot_it=not ns.no_plot)
+    print(verdict(data["summary"])[1] + "\n" + "\n".join(
+        f"  {x}: {s['flagged']} flagged (threshold {s['threshold']:.4g}, {s['model']})"
+        for x, s in data["summary"]["scorers"].items()) +
+        f"\nreport: {os.path.join(ns.out, 'report.md')}, {os.path.join(ns.out, 'index.html')}")
     return 0

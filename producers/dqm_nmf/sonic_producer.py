@@ -83,7 +83,7 @@ class DQMNMFSonicProducer(DQMNMFCommon, EDProducer):
         extra += f"\n  The local MLServer logged: {logged}" if logged and said not in text else ""
         if "dtype" in text + logged:
             extra += ("\n  The model refuses the input's dtype: its handler must cast the FP32 rows to float64 "
-                      "before predict (the NMF was fitted in float64), as data/models/dqmNMF/dqm_nmf_handler.py does.")
+                      "before predict (the NMF was fitted in float64), as producers/dqm_nmf/mlserver_handler.py does.")
         if not extra:
             return exc
         return TritonServerError(f"{text}{extra}", model=self.client.modelName, server=exc.server, address=exc.address,

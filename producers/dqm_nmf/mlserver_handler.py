@@ -1,8 +1,12 @@
-"""MLServer handler of the DQM NMF anomaly model (DIALS style: ``model-settings.json`` names this class as its
-``implementation``; MLServer puts this folder on ``sys.path`` to import it).
+"""MLServer handler of the DQM NMF anomaly models, the one implementation every packaged model names (DIALS style:
+each ``model-settings.json`` says ``"implementation": "producers.dqm_nmf.mlserver_handler.NMFHandler"``; the local
+MLServer the framework starts has the repository on ``PYTHONPATH``, see :mod:`framework.server.mlserver`; by hand:
+``PYTHONPATH=. mlserver start data/models/dqmNMF``). Only MLServer imports this module (never framework code,
+which imports tritonclient: the two protobuf builds clash).
 
-Input ``input_0`` FP32 [-1, 51] (one row of histogram contents per luminosity section); outputs ``output_0``
-FP64 [-1, 51] (the reconstruction) and ``output_1`` FP64 [-1] (the per-row mean squared error). The rows are cast
+Input ``input_0`` FP32 [-1, bins] (one row of histogram contents per luminosity section); outputs ``output_0``
+FP64 [-1, features] (the reconstruction of the model's cells) and ``output_1`` FP64 [-1] (the per-row mean squared
+error). The rows are cast
 to float64 here, as the dism-examples handlers do: the NMF was fitted in float64 and refuses FP32. The model and
 its scoring function are the project's (``producers.dqm_nmf.model``), the same ones the direct twin calls.
 """
