@@ -130,6 +130,8 @@ STANDARD: list[tuple] = [
     ("metricsPort", 0, int, "serve Prometheus /metrics of the job on this port while it runs (0 = off; see "
      "metricsAddress); executor=sequential only", False, {"minimum": 0, "maximum": 65535}),
     ("metricsAddress", "127.0.0.1", str, "address the metricsPort= endpoint listens on (default loopback)", False),
+    ("traceFile", "", str, "write a Chrome trace (Perfetto / chrome://tracing) of the module phases and SONIC "
+     "requests to this JSON file at the end of the job ('' = none); executor=sequential only", False),
 ]
 
 

@@ -126,10 +126,10 @@ def run_dask(path: str, args: list[str], *, progress: bool = True, modifiers: It
     modifiers, customise = list(modifiers), list(customise)
     process, opts = load_config(path, args, modifiers=modifiers, customise=customise)
     options = DaskOptions.from_options(opts)
-    if opts.metricsPort:
+    if opts.metricsPort or opts.traceFile:
         raise ConfigurationError(
-            f"metricsPort={opts.metricsPort} is not supported with executor=dask (the events run in the workers); "
-            "drop metricsPort= or run with executor=sequential (use the Dask dashboard for the cluster's load).")
+            f"{'metricsPort=' if opts.metricsPort else 'traceFile='} is not supported with executor=dask (the events "
+            "run in the workers); drop it or run with executor=sequential (use the Dask dashboard for the cluster's load).")
     proc = EventProcessor(process)  # the configuration-time checks, before any cluster is started
     if not issubclass(proc.source_cls, RootSource):
         raise ConfigurationError(

@@ -1,4 +1,4 @@
-"""Build the job's observer from its options (``metricsPort=``, ``metricsAddress=``)."""
+"""Build the job's observer from its options (``metricsPort=``, ``metricsAddress=``, ``traceFile=``)."""
 
 from __future__ import annotations
 
@@ -7,11 +7,39 @@ from typing import Any
 from .job import JobObserver
 
 
+class _Both(JobObserver):
+    def __init__(self, observers: list[JobObserver]):
+        self.observers = observers
+
+    def module_phase(self, *args: Any) -> None:
+        for o in self.observers:
+            o.module_phase(*args)
+
+    def sonic_request(self, *args: Any) -> None:
+        for o in self.observers:
+            o.sonic_request(*args)
+
+    def event_done(self) -> None:
+        for o in self.observers:
+            o.event_done()
+
+    def close(self) -> None:
+        for o in self.observers:
+            o.close()
+
+
 def job_observer(opts: Any) -> JobObserver | None:
     """The observer the options ask for, or None (no hook cost) when none is."""
-    port = int(opts.metricsPort or 0)
-    if port == 0:
-        return None
-    from .metrics import MetricsObserver
+    observers: list[JobObserver] = []
+    if str(opts.traceFile or ""):
+        from .trace import TraceObserver
 
-    return MetricsObserver(port, str(opts.metricsAddress or "127.0.0.1"))
+        observers.append(TraceObserver(str(opts.traceFile)))
+    port = int(opts.metricsPort or 0)
+    if port:
+        from .metrics import MetricsObserver
+
+        observers.append(MetricsObserver(port, str(opts.metricsAddress or "127.0.0.1")))
+    if not observers:
+        return None
+    return observers[0] if len(observers) == 1 else _Both(observers)
