@@ -8,7 +8,7 @@ EVENTS ?= 200
 
 BROWSER_STAMP := $(VENV)/.browser-stamp
 
-.PHONY: all install browser run test lint bench bench-client bench-sonic bench-job bench-features train train-dqm clean
+.PHONY: all install browser run test lint bench bench-client bench-sonic bench-job bench-features bench-observability train train-dqm clean
 
 all: test
 
@@ -44,6 +44,8 @@ lint: $(STAMP)
 bench: bench-client bench-job bench-features
 bench-client: $(STAMP)
 	$(PY) benchmarks/bench_client.py --out benchmarks/results/client.json
+bench-observability: $(STAMP)
+	$(PY) benchmarks/bench_observability.py --out benchmarks/results/observability.json
 bench-sonic: $(STAMP)
 	$(PY) benchmarks/bench_sonic.py --out benchmarks/results/sonic.json
 bench-job: $(STAMP)
