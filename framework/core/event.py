@@ -11,13 +11,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 from ..exceptions import ProductNotFoundError, did_you_mean
 
 if TYPE_CHECKING:
-    from ..io.chunk import Chunk
-    from .principal import EventPrincipal
+    from ..io.chunk import Chunk, SourceEvent
 
 
 class EventID(NamedTuple):
@@ -27,6 +26,17 @@ class EventID(NamedTuple):
 
     def __str__(self) -> str:
         return f"run {self.run}, lumi {self.luminosityBlock}, event {self.event}"
+
+
+class EventPrincipal(Protocol):
+    """What an :class:`Event` reads of the framework's event (``framework.core.principal.EventPrincipal``);
+    declared here so that this file does not import principal.py (which builds Events)."""
+
+    index: int
+    source: SourceEvent
+    id: EventID
+    products: dict[tuple[str, str], Any]
+    resolver: Any
 
 
 def split_tag(tag: str) -> tuple[str, str]:

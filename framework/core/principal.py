@@ -10,9 +10,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Protocol
 
+from .event import Event, EventID
+
 if TYPE_CHECKING:
     from ..io.chunk import SourceEvent
-    from .event import Event
 
 
 class ProductResolver(Protocol):
@@ -32,8 +33,6 @@ class EventPrincipal:
     __slots__ = ("index", "stream", "source", "id", "products", "done", "filterResults", "pathResults", "resolver")
 
     def __init__(self, index: int, source: SourceEvent, resolver: ProductResolver | None = None, stream: int = 0):
-        from .event import EventID
-
         self.index = index
         self.stream = stream
         self.source = source
@@ -46,6 +45,4 @@ class EventPrincipal:
 
     def view(self, label: str | None = None) -> Event:
         """The :class:`Event` module *label* sees (``None``: a read-only view that cannot put)."""
-        from .event import Event
-
         return Event(self, label)

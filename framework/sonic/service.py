@@ -47,7 +47,7 @@ from ..core.registry import register
 from ..exceptions import ConfigurationError, ServerError, did_you_mean
 from ..server.endpoints import check_port, check_protocol
 from ..server.kind import MLSERVER, server_kind
-from .client import ClientStats
+from .stats import ClientStats
 from .transport import (
     ServerAddress,
     SslOptions,
