@@ -147,15 +147,21 @@ KEY_MAP = (
 TRAINING_ONLY = ("event_decoder.temp", "semantic_decoder.temp", "filter_decoder.temp", "vertex_decoder.temp")
 
 
-def rename_state_dict(state: dict[str, Tensor], planes: tuple[str, ...]) -> dict[str, Tensor]:
-    """The checkpoint's ``state_dict`` under our module names (keys of neither naming are kept as they are;
-    the decoders' loss temperatures, used only in training, are dropped)."""
+def key_pairs(planes: tuple[str, ...]) -> list[tuple[str, str]]:
+    """:data:`KEY_MAP` with ``{p}`` expanded for each plane: ``(checkpoint prefix, our prefix)`` pairs."""
     pairs = []
     for theirs, ours in KEY_MAP:
         if "{p}" in theirs:
             pairs += [(theirs.format(p=p), ours.format(p=p)) for p in planes]
         else:
             pairs.append((theirs, ours))
+    return pairs
+
+
+def rename_state_dict(state: dict[str, Tensor], planes: tuple[str, ...]) -> dict[str, Tensor]:
+    """The checkpoint's ``state_dict`` under our module names (keys of neither naming are kept as they are;
+    the decoders' loss temperatures, used only in training, are dropped)."""
+    pairs = key_pairs(planes)
     renamed = {}
     for key, value in state.items():
         if key in TRAINING_ONLY:

@@ -256,11 +256,9 @@ def predict(net: NuGraph3, events: Sequence[LabelledEvents], batch_size: int = 3
 def reference_state_dict(state: dict[str, Any], planes: Sequence[str] = PLANES) -> dict[str, Any]:
     """*state* (our module names) under the reference checkpoint's names: the inverse of
     :func:`producers.nugraph3.torch_model.rename_state_dict`."""
-    from .torch_model import KEY_MAP
+    from .torch_model import key_pairs
 
-    pairs = []
-    for theirs, ours in KEY_MAP:
-        pairs += [(theirs.format(p=p), ours.format(p=p)) for p in planes] if "{p}" in ours else [(theirs, ours)]
+    pairs = key_pairs(tuple(planes))
     renamed = {}
     for key, value in state.items():
         for theirs, ours in pairs:
