@@ -10,6 +10,7 @@ No server process or shared-memory region is left behind.
 from __future__ import annotations
 
 import os
+import re
 import signal
 import time
 
@@ -65,6 +66,15 @@ def _server_lines(report) -> dict[str, str]:
     return {line.split("'")[1]: line for line in report.services if line.startswith("SonicReport: server")}
 
 
+def _requests(line: str) -> int:
+    return int(re.search(r"(\d+) requests", line).group(1))
+
+
+def _failed(line: str) -> int:
+    found = re.search(r"(\d+) failed", line)
+    return int(found.group(1)) if found else 0
+
+
 @pytest.mark.parametrize("mode, protocol", [("Async", "grpc"), ("Sync", "http"), ("Async", "http")])
 def test_one_of_two_servers_killed_mid_job_the_other_takes_every_request(two_servers, mode, protocol):
     a, b = two_servers
@@ -92,16 +102,19 @@ def test_every_server_killed_the_fallback_takes_over(two_servers, sonic_models):
 
     SonicTestKillProducer.hook = kill_both
     process = make_process({"m": producer(hook_at=8, mode="Async", allowedTries=1, modelConfigPath=config_path(spec))},
-                           events=30, streams=4, servers=[_pset("a", a, "grpc"), _pset("b", b, "grpc")],
+                           events=60, streams=4, servers=[_pset("a", a, "grpc"), _pset("b", b, "grpc")],
                            fallback={"enable": True, "protocol": "http"})
     report, products = run(process)
-    assert report.processed == 30
-    _check_products(products, 30)
+    assert report.processed == 60
+    _check_products(products, 60)
     lines = _server_lines(report)
     assert set(lines) == {"a", "b", "fallback"}, report.services
     assert "went down" in lines["a"] and "went down" in lines["b"]
-    # the streams run ahead of the kill by a few events (more on a loaded machine): most, not all, go to the fallback
-    assert int(lines["fallback"].split(": ")[-1].split(" requests")[0]) >= 10, lines
+    served = {name: _requests(line) - _failed(line) for name, line in lines.items()}
+    assert sum(served.values()) == 60, lines  # every event answered once, by some server
+    # the streams run ahead of the kill by a few events (up to ~20 seen on a loaded 2-core machine): the fallback
+    # takes the rest
+    assert served["fallback"] >= 20, lines
     assert client_shm_segments() == [] and live_regions() == []
 
 
