@@ -36,6 +36,8 @@ class MetricsObserver(JobObserver):
                                   ["server", "address"], registry=self.registry)
         self.server_downs = pc.Counter("framework_sonic_server_downs", "times a SONIC server was seen going down",
                                        ["server", "address"], registry=self.registry)
+        self._module_children: dict[tuple[str, str], Any] = {}
+        self._sonic_children: dict[tuple[str, str, str], Any] = {}
         try:
             self._server: Any = pc.start_http_server(port, addr=address, registry=self.registry)
         except OSError as e:
@@ -47,10 +49,18 @@ class MetricsObserver(JobObserver):
         log.info("job metrics at %s", self.url)
 
     def module_phase(self, module: str, phase: str, stream: int, t0: float, t1: float) -> None:
-        self.module_seconds.labels(module, phase).observe(max(0.0, t1 - t0))
+        key = (module, phase)
+        child = self._module_children.get(key)
+        if child is None:  # labels() validates and locks: once per series, not per call
+            child = self._module_children[key] = self.module_seconds.labels(module, phase)
+        child.observe(max(0.0, t1 - t0))
 
     def sonic_request(self, model: str, server: str, protocol: str, t0: float, t1: float, ok: bool) -> None:
-        self.sonic_seconds.labels(model, server, protocol).observe(max(0.0, t1 - t0))
+        key = (model, server, protocol)
+        child = self._sonic_children.get(key)
+        if child is None:
+            child = self._sonic_children[key] = self.sonic_seconds.labels(model, server, protocol)
+        child.observe(max(0.0, t1 - t0))
         if not ok:
             self.sonic_failed.labels(model, server, protocol).inc()
 
