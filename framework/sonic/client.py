@@ -54,7 +54,7 @@ from .data import (
     TritonOutputs,
     config_dtype_to_triton,
 )
-from .dispatch import MAX_LATENCIES, MAX_RETRY_DELAY, Dispatcher
+from .dispatch import MAX_RETRY_DELAY, Dispatcher
 from .errors import TritonConfigError, TritonDataError, TritonServerError
 from .parameters import BATCH_MODES, CLIENT_CONSTRAINTS, CLIENT_PARAMETERS, COMPRESSIONS, MODES, TIMEOUT_UNITS
 from .request import RequestLayout
@@ -356,7 +356,7 @@ class TritonClient(RequestLayout, Router, Dispatcher):
         self._transports = {}
         if self._connected:
             if self._service is not None:
-                self._service.reportStats(self.label or self.modelName, self.stats)
+                self._service.reportStats(self.label or self.modelName, self.stats, self.modelName)
             elif self.verbose:
                 log.info("%s: %s", self._describe(), self.stats.summary())
         self._connected = False
@@ -451,7 +451,6 @@ __all__ = [
     "COMPRESSIONS",
     "ClientStats",
     "MAX_FAILOVERS",
-    "MAX_LATENCIES",
     "MAX_RETRY_DELAY",
     "MODES",
     "Route",

@@ -37,8 +37,6 @@ if TYPE_CHECKING:
 log = logging.getLogger("framework.sonic")
 
 MAX_RETRY_DELAY = 10.0
-MAX_LATENCIES = 100_000
-"""Round-trip times kept per client for the percentiles of the verbose summary."""
 
 
 class Gather:
@@ -260,6 +258,7 @@ class Dispatcher:
             return False
         self._record_retry()
         name, address = self._server_of(req)
+        monitoring_job.sonic_retry(self.modelName, address, "retry")
         log.warning("%s: request to server '%s' (%s) failed%s (try %d of %d): %s; retrying", self._describe(),
                     name, address, self._where_suffix(), req.tries, self.allowedTries, message_of(exc))
         return True
@@ -312,13 +311,11 @@ class Dispatcher:
             self.stats.retries += 1
 
     def _record_round_trip(self, elapsed: float, ok: bool) -> None:
-        """One event's requests came back after *elapsed* seconds (its dispatch time, latency and the job's
-        monitoring)."""
+        """One event's requests came back after *elapsed* seconds (its dispatch time and round trip, and the
+        job's monitoring)."""
         self.lastDispatchTime = elapsed
-        self.stats.dispatch += elapsed
-        if self.verbose and len(self.stats.latencies) < MAX_LATENCIES:
-            self.stats.latencies.append(elapsed)
+        self.stats.record_round_trip(elapsed)
         monitoring_job.sonic_request(self, elapsed, ok)
 
 
-__all__ = ["MAX_LATENCIES", "MAX_RETRY_DELAY", "Dispatcher", "Gather", "blocking_pool"]
+__all__ = ["MAX_RETRY_DELAY", "Dispatcher", "Gather", "blocking_pool"]

@@ -14,6 +14,7 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
+from ..monitoring import job as monitoring_job
 from .request import Request
 from .transport import Transport, is_recoverable, make_transport, message_of, shm_lost, status_of
 
@@ -106,6 +107,7 @@ class Router:
         req.failovers += 1
         self._record_failover()
         name, address = self._server_of(req)
+        monitoring_job.sonic_retry(self.modelName, address, "failover")
         log.warning("%s: server '%s' (%s) did not answer%s (%s); sending the request to another server",
                     self._describe(), name, address, self._where_suffix(), message_of(exc))
         return True
