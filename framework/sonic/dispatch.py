@@ -29,6 +29,7 @@ from ..monitoring import job as monitoring_job
 from .data import RAGGED, RECTANGULAR
 from .errors import TritonServerError
 from .request import Request
+from .stats import ClientStats
 from .transport import is_recoverable, message_of, raw_status, shm_lost, status_of
 
 if TYPE_CHECKING:
@@ -77,7 +78,24 @@ def blocking_pool() -> ThreadPoolExecutor:
 
 
 class Dispatcher:
-    """Sending one event's requests in the client's mode, with retries (part of ``TritonClient``)."""
+    """Sending one event's requests in the client's mode, with retries (part of ``TritonClient``).
+
+    What it uses of the client (set by ``TritonClient.__init__`` / ``connect``) is declared here."""
+
+    modelName: str
+    serverName: str
+    mode: str
+    timeout: float | None
+    allowedTries: int
+    retryDelay: float
+    verbose: bool
+    stats: ClientStats
+    lastDispatchTime: float
+    lastTries: int
+    _connected: bool
+    _merger: Any
+    _dispatch_start: float
+    _stats_lock: threading.Lock
 
     def dispatch(self, holder: WaitingTaskHolder) -> None:
         """Send this event's inputs according to ``mode``; ``holder.doneWaiting(error_or_None)`` is called when

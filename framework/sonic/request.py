@@ -11,15 +11,16 @@ from __future__ import annotations
 
 import logging
 import math
+import threading
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-from .data import RAGGED, TritonInputData
+from .data import RAGGED, TritonInputData, TritonInputs, TritonOutputs
 from .errors import TritonDataError, TritonServerError
-from .shm import align
-from .transport import CONTROL_TIMEOUT, TensorSpec, is_recoverable, message_of
+from .shm import ShmPair, align
+from .transport import CONTROL_TIMEOUT, TensorSpec, Transport, is_recoverable, message_of
 
 log = logging.getLogger("framework.sonic")
 
@@ -54,7 +55,26 @@ class Request:
 
 
 class RequestLayout:
-    """Building the requests of one event and collecting their answers (part of ``TritonClient``)."""
+    """Building the requests of one event and collecting their answers (part of ``TritonClient``).
+
+    What it uses of the client (set by ``TritonClient.__init__`` / ``connect``) is declared here."""
+
+    modelName: str
+    modelVersion: str
+    serverName: str
+    batched: bool
+    maxBatchSize: int
+    requestedOutputs: list[str]
+    input: TritonInputs
+    output: TritonOutputs
+    _connected: bool
+    _batch_explicit: int | None
+    _where: str
+    _service: Any
+    _transport: Transport | None
+    _shm: ShmPair | None
+    _shm_lock: threading.Lock
+    _shm_output_dims: dict[str, tuple[int, ...]]
 
     def _check_batch(self, n: int, ragged: bool) -> None:
         if ragged or not self._connected:

@@ -11,11 +11,13 @@ bookkeeping), and a request whose server did not answer is sent at once to anoth
 from __future__ import annotations
 
 import logging
+import threading
 from dataclasses import dataclass
 from typing import Any
 
 from ..monitoring import job as monitoring_job
 from .request import Request
+from .stats import ClientStats
 from .transport import Transport, is_recoverable, make_transport, message_of, shm_lost, status_of
 
 log = logging.getLogger("framework.sonic")
@@ -41,7 +43,22 @@ def server_down(exc: BaseException) -> bool:
 
 
 class Router:
-    """Choosing the server of each try, and failover (part of ``TritonClient``)."""
+    """Choosing the server of each try, and failover (part of ``TritonClient``).
+
+    What it uses of the client (set by ``TritonClient.__init__`` / ``connect``) is declared here."""
+
+    modelName: str
+    serverName: str
+    serverAddress: str
+    compression: str
+    v2only: bool
+    stats: ClientStats
+    _service: Any
+    _route: list[str]
+    _transport: Transport | None
+    _transports: dict[str, Transport]
+    _transports_lock: threading.Lock
+    _stats_lock: threading.Lock
 
     def _routed(self) -> bool:
         return self._service is not None and (len(self._route) > 1 or bool(self._service.fallbackParams.enable))
