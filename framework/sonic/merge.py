@@ -22,19 +22,55 @@ import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import numpy as np
 
-from .transport import TensorSpec
-
-if TYPE_CHECKING:
-    from .client import Route, TritonClient
+from .transport import TensorSpec, Transport
 
 log = logging.getLogger("framework.sonic")
 
 MAX_IN_FLIGHT = 2
 """Merged requests on their way at once per module (measured: 2 keeps the server busy on 2 cores)."""
+
+
+class MergeRoute(Protocol):
+    """Where a merged request goes (the client's :class:`~framework.sonic.dispatch.Route`)."""
+
+    server: str
+    transport: Transport
+
+
+class MergeClient(Protocol):
+    """What the merger needs of a client (:class:`~framework.sonic.client.TritonClient` provides it); the merger
+    does not import the client, so the import goes one way only."""
+
+    modelName: str
+    modelVersion: str
+    maxBatchSize: int
+    timeout: float | None
+
+    @property
+    def input(self) -> Any: ...
+
+    @property
+    def output(self) -> Any: ...
+
+    @property
+    def transport(self) -> Transport: ...
+
+    def route(self) -> MergeRoute:
+        """The server for a request now, and its connection."""
+
+    def release(self, route: Any, error: BaseException | None) -> None:
+        """A request sent along *route* ended."""
+
+    def count_request(self) -> None:
+        """One more request sent on the client's behalf."""
+
+    def redispatch(self, done: Callable[[BaseException | None], None]) -> None:
+        """Send the client's current event again in a request of its own."""
+
 
 _MERGERS: dict[tuple[Any, ...], EventMerger] = {}
 _MERGERS_LOCK = threading.Lock()
@@ -42,7 +78,7 @@ _MERGERS_LOCK = threading.Lock()
 
 @dataclass
 class _Entry:
-    client: TritonClient
+    client: MergeClient
     arrays: dict[str, np.ndarray]
     batch: int
     done: Callable[[BaseException | None], None]
@@ -89,7 +125,7 @@ class EventMerger:
         self.requests = 0
         self.events = 0
 
-    def submit(self, client: TritonClient, arrays: dict[str, np.ndarray], batch: int,
+    def submit(self, client: MergeClient, arrays: dict[str, np.ndarray], batch: int,
                done: Callable[[BaseException | None], None]) -> None:
         with self._lock:
             self._pending.append(_Entry(client, arrays, batch, done))
@@ -115,7 +151,7 @@ class EventMerger:
     def _send(self, group: list[_Entry]) -> None:
         client = group[0].client
         names = list(group[0].arrays)
-        route: Route | None = None
+        route: MergeRoute | None = None
         try:
             route = client.route()  # the best live server now (several servers: health-aware)
             inputs = [TensorSpec(name, (), client.input[name].datatype) for name in names]
@@ -133,7 +169,7 @@ class EventMerger:
             self.events += len(group)
         client.count_request()
 
-    def _back(self, group: list[_Entry], route: Route | None, result: Any, error: BaseException | None) -> None:
+    def _back(self, group: list[_Entry], route: MergeRoute | None, result: Any, error: BaseException | None) -> None:
         try:
             if route is not None:
                 group[0].client.release(route, error)
@@ -150,7 +186,7 @@ class EventMerger:
             if nxt:
                 self._send(nxt)
 
-    def _deliver(self, group: list[_Entry], route: Route | None, result: Any) -> None:
+    def _deliver(self, group: list[_Entry], route: MergeRoute | None, result: Any) -> None:
         client = group[0].client
         transport = route.transport if route is not None else client.transport
         bounds = np.cumsum([e.batch for e in group])[:-1]
@@ -172,4 +208,4 @@ class EventMerger:
             entry.done(error)
 
 
-__all__ = ["MAX_IN_FLIGHT", "EventMerger", "forget", "merger_for", "pad_concat"]
+__all__ = ["MAX_IN_FLIGHT", "EventMerger", "MergeClient", "MergeRoute", "forget", "merger_for", "pad_concat"]

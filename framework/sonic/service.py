@@ -42,12 +42,13 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ..core.module import Service
-from ..core.params import Params, Required
+from ..core.params import Params, check_constraints
 from ..core.registry import register
 from ..exceptions import ConfigurationError, ServerError, did_you_mean
 from ..monitoring import job as monitoring_job
 from ..server.endpoints import check_port, check_protocol
 from ..server.kind import MLSERVER, server_kind
+from .parameters import FALLBACK_CONSTRAINTS, FALLBACK_PARAMETERS, SERVER_CONSTRAINTS, SERVER_PARAMETERS
 from .stats import ClientStats, ServerStats, server_statistics
 from .timing import ModelTiming, model_timing
 from .transport import (
@@ -69,37 +70,12 @@ FALLBACK_NAME = "fallback"
 MLSERVER_FALLBACK_NAME = "fallback-mlserver"
 """The local fallback of MLServer models: those whose config path is a ``model-settings.json`` (DIALS packaging)
 are served by a local MLServer (:class:`~framework.server.mlserver.LocalMLServer`) on their folders."""
-MLSERVER_SETTINGS = "model-settings.json"
 DEFAULT_NAME = "default"
 INDEX_TIMEOUT = 10.0
 FIRST_BACKOFF_S = 1.0  # a server that failed is probed again after this, doubled after each failed probe ...
 MAX_BACKOFF_S = 30.0  # ... up to this
 FAILURE_HALF_LIFE_S = 30.0
 QUEUE_REFRESH_S = 5.0  # how often the servers' queue times are read (statistics), with several servers
-
-SERVER_PARAMETERS: dict[str, Any] = {
-    "name": Required(str, "a name for the server, used by Client.preferredServer"),
-    "address": Required(str, "host name or IP address (or unix:/path)"),
-    "port": Required(int, "the port of the protocol (Triton: gRPC 8001, HTTP 8000)"),
-    "protocol": "grpc",
-    "useSsl": False,
-    "rootCertificates": "",
-    "privateKey": "",
-    "certificateChain": "",
-}
-FALLBACK_PARAMETERS: dict[str, Any] = {
-    "enable": False,
-    "device": "auto",
-    "port": -1,
-    "instances": 0,  # 0 = auto (from the cores)
-    "threads": 0,  # 0 = auto
-    "queueDelay": -1,  # dynamic batching max_queue_delay_microseconds; -1 = auto, 0 = none
-    "protocol": "http",  # how the clients talk to the fallback server: http (measured cheaper, README) or grpc
-    "wait": 120.0,
-    "verbose": False,
-    "keepLogs": False,
-}
-
 
 @dataclass
 class _Server:
@@ -150,11 +126,7 @@ class TritonService(Service):
         super().__init__(label, params, globalCache)
         self.verbose = bool(params.verbose)
         self.fallbackParams = params.fallback
-        if self.fallbackParams.device not in ("auto", "cpu", "gpu"):
-            raise ConfigurationError(
-                f"service TritonService: fallback.device must be 'auto', 'cpu' or 'gpu', got "
-                f"{self.fallbackParams.device!r}")
-        check_protocol(self.fallbackParams.protocol, "service TritonService: fallback.protocol")
+        check_constraints(FALLBACK_CONSTRAINTS, self.fallbackParams, "service TritonService: fallback")
         self._servers: dict[str, _Server] = {}
         for i, s in enumerate(params.servers):
             where = f"service TritonService: servers[{i}] ('{s['name']}')"
@@ -162,8 +134,9 @@ class TritonService(Service):
                 raise ConfigurationError(f"{where}: two servers are named '{s['name']}'; give each its own name")
             if s["name"] in (FALLBACK_NAME, MLSERVER_FALLBACK_NAME):
                 raise ConfigurationError(f"{where}: the name '{s['name']}' is reserved for the local fallback server")
+            check_constraints(SERVER_CONSTRAINTS, s, where)
             port = int(s["port"])
-            protocol = check_protocol(s["protocol"], where)
+            protocol = str(s["protocol"])
             if protocol == "http" and s["address"].startswith("unix:"):
                 raise ConfigurationError(f"{where}: unix sockets need protocol 'grpc'")
             if not s["address"].startswith("unix:"):
