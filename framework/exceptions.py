@@ -50,6 +50,23 @@ class ServerError(FrameworkError):
     exit_code = 4
 
 
+class MissingExtra(FrameworkError):
+    """An optional package a feature needs is not installed (see :mod:`framework.extras`)."""
+
+    exit_code = 5
+
+    def __init__(self, extra: str, package: str, *, feature: str, distribution: str | None = None):
+        self.extra = extra
+        self.package = package
+        self.feature = feature
+        self.distribution = distribution or package
+        self.install = f"pip install 'cmssw-py-framework[{extra}]'"
+        super().__init__(
+            f"{self.distribution}, needed for {feature}, is not installed. Install it with: {self.install} "
+            f"(or '[all]' for every optional feature)"
+        )
+
+
 def nearest(name: str, candidates: Iterable[str], n: int = 3) -> list[str]:
     """The candidates closest to *name* (for 'did you mean' messages)."""
     candidates = list(candidates)

@@ -26,7 +26,7 @@ from functools import cache
 from importlib import metadata
 from typing import Any
 
-from ..exceptions import ConfigurationError, did_you_mean
+from ..exceptions import ConfigurationError, FrameworkError, did_you_mean
 
 log = logging.getLogger(__name__)
 
@@ -79,6 +79,8 @@ def load_entry_point(ep: metadata.EntryPoint, what: str) -> Any:
     """Import what *ep* names; a failure is a ConfigurationError naming the plug-in and the cause."""
     try:
         return ep.load()
+    except FrameworkError:  # e.g. MissingExtra: the plug-in's own clear message
+        raise
     except Exception as exc:  # noqa: BLE001 - any import failure of a plug-in
         raise ConfigurationError(
             f"{what} '{ep.name}' is provided by {provider(ep)}, which cannot be imported: "

@@ -234,8 +234,11 @@ def _workdir(outputs: dict[str, tuple[str, str]], stack: contextlib.ExitStack) -
 def _client(options: DaskOptions, summary: ExecutorSummary) -> Iterator[Any]:
     """A ``dask.distributed`` client: of ``scheduler=`` when given, else of a LocalCluster of ``workers``
     processes with one thread each; closed (and the cluster with its processes stopped) on exit."""
-    import dask
-    from dask.distributed import Client, LocalCluster
+    from .. import extras
+
+    dask = extras.dask("executor=dask")
+    distributed = extras.distributed("executor=dask")
+    Client, LocalCluster = distributed.Client, distributed.LocalCluster
 
     if logging.getLogger().getEffectiveLevel() > logging.DEBUG:  # dask's info lines only with -v
         logging.getLogger("distributed").setLevel(logging.WARNING)

@@ -63,11 +63,9 @@ ID_COLUMNS = {"run": np.uint32, "luminosityBlock": np.uint32, "event": np.uint64
 
 
 def _h5py() -> Any:
-    try:
-        import h5py
-    except ImportError:
-        raise InputError("reading NuML HDF5 files needs h5py: pip install h5py") from None
-    return h5py
+    from .. import extras
+
+    return extras.h5py("reading NuML HDF5 files")
 
 
 def split_names(name: str, k: int) -> list[str]:

@@ -203,13 +203,10 @@ def export_to_triton(model: torch.nn.Module, example_inputs: Mapping[str, Any] |
 
 
 def import_torch():
-    """``import torch``, or an :class:`ExportError` that says how to install it."""
-    try:
-        import torch
-    except ImportError as exc:
-        raise ExportError(f"exporting a PyTorch model needs torch, which is not installed ({exc}).\n"
-                          f"  Install it: pip install {TORCH_REQUIREMENT}  (or pip install -e '.[train]')") from None
-    return torch
+    """``import torch``, or a :class:`~framework.exceptions.MissingExtra` that says how to install it."""
+    from .. import extras
+
+    return extras.torch("exporting a PyTorch model (export-model)")
 
 
 def _names(given: Sequence[str] | None, n: int, what: str, default: Sequence[str] | None) -> list[str]:

@@ -18,7 +18,9 @@ class MetricsObserver(JobObserver):
     ``framework_sonic_server_downs`` on ``http://address:port/metrics`` while the job runs."""
 
     def __init__(self, port: int, address: str = "127.0.0.1"):
-        import prometheus_client as pc  # optional: imported only when metricsPort= is given
+        from .. import extras
+
+        pc = extras.prometheus_client("metricsPort=")  # optional: imported only when metricsPort= is given
 
         self.registry = pc.CollectorRegistry()
         self.events = pc.Counter("framework_events_processed", "events processed", registry=self.registry)

@@ -38,8 +38,9 @@ def figure_png(fig: Any, dpi: int = 100) -> bytes:
     """The PNG bytes of a matplotlib figure (which is closed)."""
     import io
 
-    import matplotlib.pyplot as plt
+    from .. import extras
 
+    plt = extras.pyplot()
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
     plt.close(fig)

@@ -15,12 +15,9 @@ SONIC_STYLE = {"color": "tab:orange", "linewidth": 1.6, "linestyle": "--", "labe
 
 def pyplot() -> Any:
     """matplotlib's pyplot on the Agg backend (no display needed)."""
-    import matplotlib
+    from .. import extras
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
+    return extras.pyplot("compare's plots")
 
 
 def overlay(branch: str, direct: np.ndarray, sonic: np.ndarray, spec: PlotSpec) -> tuple[Any, dict[str, Any]]:

@@ -326,8 +326,9 @@ def generate_nugraph(path: str | os.PathLike, n_events: int, seed: int, *, run: 
                      events_per_subrun: int = 100, compression: str | None = "gzip") -> Path:
     """Write *n_events* events to *path* (pynuml layout, atomically: a temporary file renamed at the end).
     Run *run*, subrun ``1 + i // events_per_subrun``, event ``i + 1``. Returns the path."""
-    import h5py
+    from .. import extras
 
+    h5py = extras.h5py("generate-nugraph (writing NuML HDF5 files)")
     if n_events < 0:
         raise ConfigurationError(f"--events must be >= 0, got {n_events}")
     if events_per_subrun < 1:

@@ -46,10 +46,12 @@ SYS_PATH_VARIABLE = "CMSFW_TRITON_SYS_PATH"
 # ----------------------------------------------------------------------------- the bundled binary
 @lru_cache(maxsize=1)
 def _pytriton_dir() -> Path | None:
-    import importlib.util
+    from ..exceptions import MissingExtra
+    from ..extras import pytriton_spec
 
-    spec = importlib.util.find_spec("pytriton")
-    if spec is None or not spec.submodule_search_locations:
+    try:
+        spec = pytriton_spec()
+    except MissingExtra:
         return None
     return Path(next(iter(spec.submodule_search_locations)))
 
@@ -86,7 +88,7 @@ def bundled_server_available() -> tuple[bool, str]:
         return False, (f"the bundled tritonserver (nvidia-pytriton) runs on Linux x86_64 only, "
                        f"not {sys.platform} {platform.machine()}")
     if _pytriton_dir() is None:
-        return False, "nvidia-pytriton is not installed (pip install nvidia-pytriton)"
+        return False, "nvidia-pytriton is not installed (pip install 'cmssw-py-framework[server]')"
     paths = _dist_paths()
     if not paths["binary"].is_file():
         return False, f"nvidia-pytriton is installed but has no tritonserver binary at {paths['binary']}"
@@ -252,6 +254,10 @@ class LocalTritonServer(ManagedServer):
     # ------------------------------------------------------------------ what differs from ManagedServer
     def _check_startable(self) -> None:
         ok, reason = bundled_server_available()
+        if not ok and _pytriton_dir() is None and sys.platform == "linux":
+            from ..extras import pytriton_spec
+
+            pytriton_spec()  # raises MissingExtra("server")
         if not ok:
             raise ServerStartError(f"cannot start the local Triton server: {reason}")
         self._resolve_device()

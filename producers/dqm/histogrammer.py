@@ -25,15 +25,17 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-import hist
 import numpy as np
 
+from framework import extras
 from framework.core.module import EDAnalyzer
 from framework.core.params import Required
 from framework.core.registry import register
 from framework.exceptions import ConfigurationError
 
 from .expression import Expression, ExpressionError, Values, broadcast
+
+hist = extras.hist("the DQM histograms (DQMHistogrammer)")
 
 __all__ = ["DQMHistogrammer", "MonitorElementSpec", "ME_PARAMETERS"]
 

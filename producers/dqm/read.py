@@ -8,9 +8,12 @@ from __future__ import annotations
 import os
 import re
 
-import hist
 import numpy as np
 import uproot
+
+from framework import extras
+
+hist = extras.hist("reading DQM histograms")
 
 __all__ = ["read_lumi_histograms", "read_run_histograms", "me_matrix"]
 

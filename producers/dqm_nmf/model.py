@@ -114,7 +114,9 @@ class NMFAnomalyModel:
 
     def fit(self, x: np.ndarray) -> NMFAnomalyModel:
         """Fit the scaling and the NMF on the rows *x* (float64 [n, bins], histogram contents of good sections)."""
-        from sklearn.decomposition import NMF
+        from framework import extras
+
+        NMF = extras.sklearn_decomposition("fitting the DQM NMF model").NMF
 
         x = np.asarray(x, dtype=np.float64)
         if x.ndim != 2 or x.shape[0] < 2:
@@ -208,9 +210,9 @@ class Threshold:
 
 def load(path: str | os.PathLike) -> NMFAnomalyModel:
     """A model saved with joblib (``<model dir>/model.joblib``)."""
-    import joblib
+    from framework import extras
 
-    model = joblib.load(path)
+    model = extras.joblib("loading the DQM NMF model").load(path)
     if not isinstance(model, NMFAnomalyModel):
         raise TypeError(f"{path} holds a {type(model).__name__}, not an NMFAnomalyModel")
     return model

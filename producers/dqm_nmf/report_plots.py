@@ -14,12 +14,9 @@ _TRUTH_MARKERS = {"met-tail": "o", "dead-region": "s", "both": "D"}  # the types
 
 
 def _pyplot() -> Any:
-    import matplotlib
+    from framework import extras
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
+    return extras.pyplot("dqm-report's plots")
 
 
 def score_figure(keys: dict[str, np.ndarray], scorers: list[Any], data: dict[str, Any]) -> Any:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from framework import extras
 from framework.core.module import EDProducer
 from framework.core.registry import register
 
@@ -11,7 +12,7 @@ from .common import COMMON_PARAMETERS, NuGraph3Common
 
 
 def _device(name: str) -> str:
-    import torch
+    torch = extras.torch("the NuGraph3 producer (direct)")
 
     if name == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
@@ -33,9 +34,9 @@ class NuGraph3Producer(NuGraph3Common, EDProducer):
 
     @classmethod
     def initializeGlobalCache(cls, params) -> Any:
-        import torch
-
         from framework.paths import locate
+
+        torch = extras.torch("the NuGraph3 producer (direct)")
 
         from .network import load_network
 

@@ -208,7 +208,10 @@ def delaunay_edges(pos: np.ndarray) -> tuple[np.ndarray, int]:
         return np.array([[0, 1], [1, 0]], dtype=np.int64), 0
     if n == 3:
         return _faces_to_edges(np.array([[0, 1, 2]]), n), 1
-    from scipy.spatial import Delaunay, QhullError
+    from framework import extras
+
+    spatial = extras.scipy_spatial("the NuGraph3 preprocessing (Delaunay triangulation)")
+    Delaunay, QhullError = spatial.Delaunay, spatial.QhullError
 
     try:
         faces = Delaunay(np.asarray(pos, dtype=np.float64), qhull_options="QJ").simplices
