@@ -22,7 +22,7 @@ commands:
   generate --events N --seed S OUT.root   write a sample of AOD-like events
   generate-nugraph --events N --seed S OUT.h5   write LArTPC-like events (NuML HDF5) for NuGraph
   export-model MODULE:FUNCTION --out DIR --name NAME   export a PyTorch model to a Triton repository (ONNX)
-  dqm-report OUTPUT.root --out DIR   the DQM anomaly score per lumi section: report and plot (a plug-in command)
+  dqm-report OUTPUT.root --out DIR   the DQM anomaly scores per lumi section: HTML report, plots, flags (a plug-in command)
 
 global flags (before or after the command): -v/--verbose, -q/--quiet, --traceback
 """

@@ -6,12 +6,14 @@ import json
 import logging
 import sys
 from collections.abc import Iterable
+from pathlib import Path
 
 from .config import varparsing
 from .config.modifiers import Modifier
 from .config.process import Process
 from .configloader import Customisation, load_config
 from .core.processor import EventProcessor, JobReport
+from .exceptions import ConfigurationError
 from .monitoring.job import set_active
 from .monitoring.setup import job_observer
 
@@ -25,6 +27,7 @@ def run_config(path: str, args: list[str], *, progress: bool = True, modifiers: 
     from .progress import Progress
 
     process, opts = load_config(path, args, modifiers=modifiers, customise=customise)
+    timing_file = _timing_file(opts)
     processor = EventProcessor(process)
     observer = job_observer(opts)
     processor.observer = observer
@@ -39,7 +42,25 @@ def run_config(path: str, args: list[str], *, progress: bool = True, modifiers: 
             observer.close()
     for w in report.warnings:
         log.warning(w)
+    if timing_file is not None:
+        from .sonic.timing import write_timing_file
+
+        write_timing_file(timing_file, report.request_timings,
+                          {"config": path, "events": report.processed, "wall_s": report.timing.wall})
+        log.info("request timing written to %s", timing_file)
     return report, process
+
+
+def _timing_file(opts: object) -> Path | None:
+    """``timingFile=``: its path, checked before the job runs (None when not given)."""
+    value = str(getattr(opts, "timingFile", "") or "")
+    if not value:
+        return None
+    path = Path(value)
+    if not path.parent.is_dir():
+        raise ConfigurationError(f"timingFile={value}: the folder {path.parent} does not exist; create it or give a "
+                                 "path in an existing folder.")
+    return path
 
 
 RUN_USAGE = """usage: python -m framework run CONFIG [key=value ...] [--report=FILE.json]

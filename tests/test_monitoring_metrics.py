@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import socket
 import urllib.request
 
@@ -101,7 +102,9 @@ def test_metrics_off_builds_no_observer(value):
 
 
 @pytest.mark.triton
-def test_sonic_job_and_triton_metrics_scraped_during_the_run(repo_root, sample_file):
+def test_sonic_job_and_triton_metrics_scraped_during_the_run(repo_root, sample_file, tmp_path):
+    """Metrics and trace together on a SONIC job: the job's and Triton's /metrics scraped mid-run; the trace has
+    a slice per SONIC request, named by model, on its own track."""
     from framework.monitoring.job import set_active
     from framework.server import LocalTritonServer
     from tests.main_fixtures import MODELS, SERVER_OK, SERVER_REASON
@@ -114,15 +117,17 @@ def test_sonic_job_and_triton_metrics_scraped_during_the_run(repo_root, sample_f
         grpc_address = server.grpc_address
         process, opts = load_config(str(repo_root / CONFIG), [
             f"inputFiles={sample_file}", f"maxEvents={N_EVENTS}", f"metricsPort={port}", "sonic=1",
+            f"traceFile={tmp_path / 'trace.json'}",
             "address=127.0.0.1", f"port={server.grpc_port}"])
         processor = EventProcessor(process)
         observer = job_observer(opts)
         processor.observer = observer
+        metrics_url = next(o.url for o in observer.observers if hasattr(o, "url"))  # metrics and trace: a group
         scraped: dict[str, str] = {}
 
         def progress(done: int, _total: int | None) -> None:
             if done >= SCRAPE_AT and not scraped:
-                for name, url in (("job", observer.url), ("triton", server.metrics_url)):
+                for name, url in (("job", metrics_url), ("triton", server.metrics_url)):
                     with urllib.request.urlopen(url, timeout=10) as r:
                         scraped[name] = r.read().decode()
 
@@ -145,3 +150,12 @@ def test_sonic_job_and_triton_metrics_scraped_during_the_run(repo_root, sample_f
     triton = _families(scraped["triton"])
     counts = {s.labels["model"]: s.value for s in triton["nv_inference_count"].samples}
     assert counts.get("particletransformer_AK4", 0) >= 1 and counts.get("deepmet", 0) >= 1
+    assert 'framework_sonic_server_up' in job and all(s.value == 1 for s in job["framework_sonic_server_up"].samples)
+    trace = json.loads((tmp_path / "trace.json").read_text())["traceEvents"]
+    sonic = [e for e in trace if e.get("cat") == "sonic"]
+    assert {e["name"] for e in sonic} == {"SONIC particletransformer_AK4", "SONIC deepmet"}, {e["name"] for e in sonic}
+    assert all(e["ph"] == "X" and e["dur"] > 0 and e["tid"] == 1000 and e["args"]["server"] == grpc_address
+               for e in sonic)
+    assert sum(e["args"]["model"] == "deepmet" for e in sonic) == N_EVENTS  # one DeepMET request per event
+    tracks = {e["args"]["name"] for e in trace if e["ph"] == "M"}
+    assert "SONIC requests" in tracks and any(t.startswith("stream ") for t in tracks), tracks

@@ -12,6 +12,7 @@ import pytest
 import tritonclient.grpc as grpcclient
 from google.protobuf import json_format
 
+from framework.exceptions import ConfigurationError
 from framework.server import LocalTritonServer, ModelRepositoryError, read_model_config, write_model_config
 from framework.server import model_py_template as template
 from framework.server.launcher import _cpu_count, auto_settings
@@ -245,7 +246,7 @@ def test_launcher_auto_settings():
         instances, threads, delay = auto_settings(cores, "cpu")
         assert 1 <= instances <= cores and 1 <= threads and delay >= 0
         assert instances * threads <= max(cores, 2)
-    with pytest.raises(ValueError, match="queue_delay_us"):
+    with pytest.raises(ConfigurationError, match="queue_delay_us"):
         LocalTritonServer([PART_DIR.parent], queue_delay_us=-2)
     args = _parser().parse_args(["--queue-delay-us", "300"])
     assert (args.queue_delay_us, args.instances, args.threads) == (300, 0, 0)

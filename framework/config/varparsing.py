@@ -132,6 +132,9 @@ STANDARD: list[tuple] = [
     ("metricsAddress", "127.0.0.1", str, "address the metricsPort= endpoint listens on (default loopback)", False),
     ("traceFile", "", str, "write a Chrome trace (Perfetto / chrome://tracing) of the module phases and SONIC "
      "requests to this JSON file at the end of the job ('' = none); executor=sequential only", False),
+    ("timingFile", "", str, "write the SonicReport's timing per model (round trip p50/p99, the server's queue / "
+     "compute input / infer / compute output, the rest) to this JSON file at the end of the job ('' = none); "
+     "executor=sequential only", False),
 ]
 
 

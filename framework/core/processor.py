@@ -97,6 +97,7 @@ class JobReport:
     runs: int = 0
     lumis: int = 0
     services: list[str] = field(default_factory=list)  # the services' summary lines (e.g. SONIC servers)
+    request_timings: list[Any] = field(default_factory=list)  # services' per-model request timing (``timings``)
 
     def summary(self) -> str:
         lines = [f"TrigReport: events processed = {self.processed}"]
@@ -361,6 +362,7 @@ class EventProcessor:
                     _collect(errors, out.abort)
             for svc in started_services:
                 _collect(errors, lambda svc=svc: report.services.extend(svc.summary()))
+                report.request_timings.extend(getattr(svc, "timings", []))
             for svc in reversed(started_services):
                 _collect(errors, svc.endJob)
             if self.source is not None:

@@ -126,10 +126,11 @@ def run_dask(path: str, args: list[str], *, progress: bool = True, modifiers: It
     modifiers, customise = list(modifiers), list(customise)
     process, opts = load_config(path, args, modifiers=modifiers, customise=customise)
     options = DaskOptions.from_options(opts)
-    if opts.metricsPort or opts.traceFile:
+    given = [name for name in ("metricsPort", "traceFile", "timingFile") if getattr(opts, name)]
+    if given:
         raise ConfigurationError(
-            f"{'metricsPort=' if opts.metricsPort else 'traceFile='} is not supported with executor=dask (the events "
-            "run in the workers); drop it or run with executor=sequential (use the Dask dashboard for the cluster's load).")
+            f"{given[0]}= is not supported with executor=dask (the events run in the workers); drop it or run with "
+            "executor=sequential (use the Dask dashboard for the cluster's load).")
     proc = EventProcessor(process)  # the configuration-time checks, before any cluster is started
     if not issubclass(proc.source_cls, RootSource):
         raise ConfigurationError(

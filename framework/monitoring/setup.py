@@ -7,7 +7,9 @@ from typing import Any
 from .job import JobObserver
 
 
-class _Both(JobObserver):
+class ObserverGroup(JobObserver):
+    """Several observers as one (e.g. metricsPort= and traceFile= together)."""
+
     def __init__(self, observers: list[JobObserver]):
         self.observers = observers
 
@@ -18,6 +20,14 @@ class _Both(JobObserver):
     def sonic_request(self, *args: Any) -> None:
         for o in self.observers:
             o.sonic_request(*args)
+
+    def sonic_retry(self, *args: Any) -> None:
+        for o in self.observers:
+            o.sonic_retry(*args)
+
+    def server_state(self, *args: Any) -> None:
+        for o in self.observers:
+            o.server_state(*args)
 
     def event_done(self) -> None:
         for o in self.observers:
@@ -42,4 +52,4 @@ def job_observer(opts: Any) -> JobObserver | None:
         observers.append(MetricsObserver(port, str(opts.metricsAddress or "127.0.0.1")))
     if not observers:
         return None
-    return observers[0] if len(observers) == 1 else _Both(observers)
+    return observers[0] if len(observers) == 1 else ObserverGroup(observers)

@@ -21,6 +21,7 @@ from collections.abc import Iterable, Sequence
 from functools import lru_cache
 from pathlib import Path
 
+from framework.exceptions import ConfigurationError
 from framework.server.managed import (
     LOOPBACK,
     ManagedServer,
@@ -194,13 +195,14 @@ class LocalTritonServer(ManagedServer):
             repositories = [repositories]
         self.repositories = [Path(r).expanduser().resolve() for r in repositories]
         if device not in ("auto", "cpu", "gpu"):
-            raise ValueError(f"device must be 'auto', 'cpu' or 'gpu', not {device!r}")
+            raise ConfigurationError(f"the local Triton server: device must be 'auto', 'cpu' or 'gpu', not {device!r}")
         if instances < 0:
-            raise ValueError(f"instances must be 0 (auto) or positive, not {instances}")
+            raise ConfigurationError(f"the local Triton server: instances must be 0 (auto) or positive, not {instances}")
         if threads < 0:
-            raise ValueError(f"threads must be 0 (auto) or positive, not {threads}")
+            raise ConfigurationError(f"the local Triton server: threads must be 0 (auto) or positive, not {threads}")
         if queue_delay_us < -1:
-            raise ValueError(f"queue_delay_us must be -1 (auto), 0 (none) or positive, not {queue_delay_us}")
+            raise ConfigurationError("the local Triton server: queue_delay_us (--queue-delay-us) must be -1 (auto), "
+                                     f"0 (none) or positive, not {queue_delay_us}")
         self.device_option = device
         self.instances_option = instances
         self.instances = instances or 1

@@ -91,8 +91,6 @@ TIMEOUT_UNITS = {"seconds": 1.0, "milliseconds": 1e-3, "microseconds": 1e-6}
 MAX_RETRY_DELAY = 10.0
 MAX_FAILOVERS = 8
 """Servers a request is sent to at most after its own did not answer (besides the allowedTries retries)."""
-MAX_LATENCIES = 100_000
-"""Round-trip times kept per client for the percentiles of the verbose summary."""
 
 CLIENT_PARAMETERS: dict[str, Any] = {
     "mode": "Async",
@@ -478,7 +476,7 @@ class TritonClient:
         self._transports = {}
         if self._connected:
             if self._service is not None:
-                self._service.reportStats(self.label or self.modelName, self.stats)
+                self._service.reportStats(self.label or self.modelName, self.stats, self.modelName)
             elif self.verbose:
                 log.info("%s: %s", self._describe(), self.stats.summary())
         self._connected = False
@@ -630,9 +628,7 @@ class TritonClient:
         elapsed = time.perf_counter() - self._dispatch_start
         self.lastDispatchTime = elapsed
         self.lastTries = 1
-        self.stats.dispatch += elapsed
-        if self.verbose and len(self.stats.latencies) < MAX_LATENCIES:
-            self.stats.latencies.append(elapsed)
+        self.stats.record_round_trip(elapsed)
         monitoring_job.sonic_request(self, elapsed, exc is None)
         done(exc)
 
@@ -667,9 +663,7 @@ class TritonClient:
             elapsed = time.perf_counter() - self._dispatch_start
             self.lastDispatchTime = elapsed
             self.lastTries = sum(r.tries for r in requests)
-            self.stats.dispatch += elapsed
-            if self.verbose and len(self.stats.latencies) < MAX_LATENCIES:
-                self.stats.latencies.append(elapsed)
+            self.stats.record_round_trip(elapsed)
             monitoring_job.sonic_request(self, elapsed, exc is None)
             done(exc)
 
@@ -786,6 +780,7 @@ class TritonClient:
         with self._stats_lock:
             self.stats.retries += 1
         name, address = self._server_of(req)
+        monitoring_job.sonic_retry(self.modelName, address, "retry")
         log.warning("%s: request to server '%s' (%s) failed%s (try %d of %d): %s; retrying", self._describe(),
                     name, address, self._where_suffix(), req.tries, self.allowedTries, message_of(exc))
         return True
@@ -956,6 +951,7 @@ class TritonClient:
         with self._stats_lock:
             self.stats.failovers += 1
         name, address = self._server_of(req)
+        monitoring_job.sonic_retry(self.modelName, address, "failover")
         log.warning("%s: server '%s' (%s) did not answer%s (%s); sending the request to another server",
                     self._describe(), name, address, self._where_suffix(), message_of(exc))
         return True

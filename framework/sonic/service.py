@@ -45,9 +45,11 @@ from ..core.module import Service
 from ..core.params import Params, Required
 from ..core.registry import register
 from ..exceptions import ConfigurationError, ServerError, did_you_mean
+from ..monitoring import job as monitoring_job
 from ..server.endpoints import check_port, check_protocol
 from ..server.kind import MLSERVER, server_kind
-from .stats import ClientStats
+from .stats import ClientStats, ServerStats, server_statistics
+from .timing import ModelTiming, model_timing
 from .transport import (
     ServerAddress,
     SslOptions,
@@ -134,50 +136,6 @@ class _Model:
     preferredServer: str
 
 
-@dataclass
-class ServerStats:
-    """Server-side statistics of one model (Triton's ``get_inference_statistics``); times in seconds."""
-
-    inferences: int = 0
-    executions: int = 0
-    success: int = 0
-    failures: int = 0
-    queue: float = 0.0
-    compute_input: float = 0.0
-    compute_infer: float = 0.0
-    compute_output: float = 0.0
-
-    def __sub__(self, other: ServerStats) -> ServerStats:
-        return ServerStats(*(getattr(self, f) - getattr(other, f) for f in self.__dataclass_fields__))
-
-    def summary(self) -> str:
-        n = max(1, self.success)
-        return (f"{self.inferences} inferences in {self.executions} executions ({self.success} requests ok, "
-                f"{self.failures} failed); per request: queue {1e3 * self.queue / n:.3f} ms, compute input "
-                f"{1e3 * self.compute_input / n:.3f} ms, infer {1e3 * self.compute_infer / n:.3f} ms, output "
-                f"{1e3 * self.compute_output / n:.3f} ms")
-
-
-def server_statistics(model_stats: list[dict]) -> ServerStats:
-    """:class:`ServerStats` from Triton's per-model statistics (``model_stats`` as JSON: all versions)."""
-    stats = ServerStats()
-    for ms in model_stats:
-        s = ms.get("inference_stats", {})
-
-        def ns(key: str, s: dict = s) -> float:
-            return int(s.get(key, {}).get("ns", 0)) * 1e-9
-
-        stats.inferences += int(ms.get("inference_count", 0))
-        stats.executions += int(ms.get("execution_count", 0))
-        stats.success += int(s.get("success", {}).get("count", 0))
-        stats.failures += int(s.get("fail", {}).get("count", 0))
-        stats.queue += ns("queue")
-        stats.compute_input += ns("compute_input")
-        stats.compute_infer += ns("compute_infer")
-        stats.compute_output += ns("compute_output")
-    return stats
-
-
 @register("TritonService")
 class TritonService(Service):
     """The job's Triton servers and the model -> server map (CMSSW's ``TritonService``)."""
@@ -231,8 +189,10 @@ class TritonService(Service):
         self.fallbackServer: LocalTritonServer | None = None
         self.mlserverFallback: LocalMLServer | None = None
         self._fallback_repo: str | None = None
-        self._baseline: dict[str, ServerStats] = {}
+        self._baseline: dict[tuple[str, str], ServerStats] = {}  # (server, model) -> statistics at beginJob
         self._client_stats: dict[str, ClientStats] = {}
+        self._label_models: dict[str, str] = {}
+        self.timings: list[ModelTiming] = []  # per model, made by summary() at the end of the job
         self._clients_verbose = False
 
     # ------------------------------------------------------------------ clients
@@ -254,10 +214,12 @@ class TritonService(Service):
                 entry.configPath = entry.configPath or configPath
                 entry.preferredServer = entry.preferredServer or preferredServer
 
-    def reportStats(self, label: str, stats: ClientStats) -> None:
-        """A client's statistics at its endJob (merged per module label)."""
+    def reportStats(self, label: str, stats: ClientStats, model: str = "") -> None:
+        """A client's statistics at its endJob (merged per module label; *model*: the client's model)."""
         with self._lock:
             self._client_stats.setdefault(label, ClientStats()).merge(stats)
+            if model:
+                self._label_models[label] = model
 
     @property
     def models(self) -> list[str]:
@@ -292,6 +254,10 @@ class TritonService(Service):
             self._stop_fallback()
             raise
         self._started = True
+        for srv in self._servers.values():
+            if srv.name not in (FALLBACK_NAME, MLSERVER_FALLBACK_NAME):  # the fallback reports its own start
+                monitoring_job.server_state(srv.name, srv.address, bool(srv.models))
+        self._baseline = self._statistics()  # always: the SonicReport's server timing is over the job
 
     def _assign(self) -> None:
         if not self._models:
@@ -340,8 +306,6 @@ class TritonService(Service):
         self._map = chosen
         for name, server in chosen.items():
             log.info("TritonService: model '%s' -> server %s", name, self._servers[server].describe())
-        if self.verbose or self._clients_verbose:
-            self._baseline = self._statistics()
 
     def _query_index(self, server: _Server) -> None:
         from tritonclient.utils import InferenceServerException
@@ -402,6 +366,7 @@ class TritonService(Service):
         address = server.http_address if p.protocol == "http" else server.grpc_address
         self._servers[MLSERVER_FALLBACK_NAME] = _Server(MLSERVER_FALLBACK_NAME, address, True, None, p.protocol,
                                                         set(server.models))
+        monitoring_job.server_state(MLSERVER_FALLBACK_NAME, address, True)
 
     def _start_fallback(self, models: list[str]) -> None:
         from ..server import LocalTritonServer
@@ -439,6 +404,7 @@ class TritonService(Service):
         protocol = p.protocol
         address = server.http_address if protocol == "http" else server.grpc_address
         self._servers[FALLBACK_NAME] = _Server(FALLBACK_NAME, address, True, None, protocol, set(server.models))
+        monitoring_job.server_state(FALLBACK_NAME, address, True)
 
     def _stop_fallback(self) -> None:
         server, self.fallbackServer = self.fallbackServer, None
@@ -529,6 +495,7 @@ class TritonService(Service):
             if error is None:
                 if srv.backoff:
                     log.info("TritonService: server %s answers again", srv.describe())
+                    monitoring_job.server_state(srv.name, srv.address, True)
                 srv.backoff = 0.0
                 return
             srv.failures += 1
@@ -538,6 +505,7 @@ class TritonService(Service):
                 srv.backoff = min(MAX_BACKOFF_S, srv.backoff * 2) if srv.backoff else FIRST_BACKOFF_S
                 srv.down_until = now + srv.backoff
                 srv.downs += 1
+                monitoring_job.server_state(srv.name, srv.address, False)
                 others = [n for n, o in self._servers.items() if n != server and o.down_until <= now]
                 log.warning("TritonService: server %s is down (%s); probing it again in %.0f s; %s", srv.describe(),
                             message_of(error), srv.backoff,
@@ -604,7 +572,8 @@ class TritonService(Service):
                     self._routes[m].append(fallback)
 
     def summary(self) -> list[str]:
-        """Per server: requests and failures of this job (and how often it went down)."""
+        """Per server: requests and failures of this job (and how often it went down); per model: the round trip
+        and the server's share of it (:mod:`framework.sonic.timing`, kept in :attr:`timings`)."""
         lines = []
         with self._lock:
             for srv in self._servers.values():
@@ -612,29 +581,67 @@ class TritonService(Service):
                     down = f", went down {srv.downs} time{'s' if srv.downs != 1 else ''}" if srv.downs else ""
                     lines.append(f"SonicReport: server {srv.describe()}: {srv.requests} requests, "
                                  f"{srv.failures} failed{down}")
+        if self._started:
+            self.timings = self._timings()
+            lines.extend(t.summary() for t in self.timings)
         return lines
+
+    def _timings(self) -> list[ModelTiming]:
+        per_model: dict[str, tuple[ClientStats, list[str]]] = {}
+        for label, stats in self.clientStats().items():
+            model = self._label_models.get(label, label)
+            merged, labels = per_model.setdefault(model, (ClientStats(), []))
+            merged.merge(stats)
+            labels.append(label)
+        server_stats = self.statistics(per_model)
+        out = []
+        for model, (stats, labels) in per_model.items():
+            if not stats.round_trips.count:
+                continue
+            servers = [n for n in self.route(model) if n in self._servers and self._servers[n].requests]
+            fallback = self.fallbackName(model)
+            if fallback in self._servers and self._servers[fallback].requests and fallback not in servers:
+                servers.append(fallback)
+            out.append(model_timing(model, servers, labels, stats, server_stats.get(model)))
+        return out
 
     # ------------------------------------------------------------------ statistics
     def statistics(self, models: Iterable[str] | None = None) -> dict[str, ServerStats]:
-        """Server-side statistics of the job's models since beginJob (those that can be read)."""
+        """Server-side statistics of the job's models since beginJob, summed over the servers that serve each
+        (those that can be read now; a server that restarted counts from its restart)."""
         now = self._statistics(models)
-        return {m: s - self._baseline[m] if m in self._baseline else s for m, s in now.items()}
-
-    def _statistics(self, models: Iterable[str] | None = None) -> dict[str, ServerStats]:
         out: dict[str, ServerStats] = {}
+        for (server, model), stats in now.items():
+            base = self._baseline.get((server, model))
+            if base is not None and stats.success >= base.success:
+                stats = stats - base
+            out[model] = out[model] + stats if model in out else stats
+        return out
+
+    def _statistics(self, models: Iterable[str] | None = None) -> dict[tuple[str, str], ServerStats]:
+        """(server, model) -> the statistics now, for every live server of each model (the fallback included)."""
+        out: dict[tuple[str, str], ServerStats] = {}
         by_server: dict[str, list[str]] = {}
+        now = time.monotonic()
         for m in models if models is not None else self._map:
-            if m in self._map:
-                by_server.setdefault(self._map[m], []).append(m)
-        for name, ms in by_server.items():
-            server = self._servers.get(name)
-            if server is None:
+            if m not in self._map:
                 continue
-            transport = make_transport(server.endpoint())
+            names = [*self.route(m), self.fallbackName(m)]
+            for name in dict.fromkeys(names):
+                srv = self._servers.get(name)
+                if srv is not None and srv.down_until <= now:
+                    by_server.setdefault(name, []).append(m)
+        for name, ms in by_server.items():
+            server = self._servers[name]
+            try:
+                transport = make_transport(server.endpoint())
+            except Exception as exc:  # noqa: BLE001 - statistics are informative only
+                log.debug("no statistics from %s: %s", server.describe(), exc)
+                continue
             try:
                 for m in ms:
                     try:
-                        out[m] = server_statistics(transport.statistics(m))
+                        out[(name, m)] = server_statistics(transport.statistics(m))
                     except Exception as exc:  # noqa: BLE001 - statistics are informative only (V2 servers have none)
                         log.debug("no statistics for model '%s' from %s: %s", m, server.describe(), exc)
             finally:
