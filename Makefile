@@ -60,18 +60,19 @@ train: $(STAMP)
 	$(PY) scripts/train_deepmet.py --out data/models
 	$(PY) scripts/train_nugraph3.py --threads 2 --out data/models
 
-## train-dqm: retrain the DQM NMF models (data/models/dqmNMF, dqmNMFJetOcc) on 300 generated good lumi sections,
+## train-dqm: retrain the DQM NMF models (data/models/dqmNMF, dqmNMFJetOcc, dqmNMFMETPuppi) on 300 generated good lumi sections,
 ## thresholds from 600 held-out good sections of another seed (~1 min)
 train-dqm: $(STAMP)
 	mkdir -p out/train-dqm
 	$(PY) -m framework generate --events 30000 --seed 11 --run 101 --events-per-lumi 100 --lumis-per-run 100 \
-		--branches 'MET_*,Jet_eta,Jet_phi,Jet_pt' out/train-dqm/events.root
+		--branches 'MET_*,PuppiMET_*,Jet_eta,Jet_phi,Jet_pt' out/train-dqm/events.root
 	$(PY) -m framework generate --events 60000 --seed 12 --run 201 --events-per-lumi 100 --lumis-per-run 100 \
-		--branches 'MET_*,Jet_eta,Jet_phi,Jet_pt' out/train-dqm/held_out.root
+		--branches 'MET_*,PuppiMET_*,Jet_eta,Jet_phi,Jet_pt' out/train-dqm/held_out.root
 	$(PY) -m framework run configs/dqm_cfg.py nmfModel= nmfJetOccModel= inputFiles=out/train-dqm/events.root outputFile=out/train-dqm/dqm.root
 	$(PY) -m framework run configs/dqm_cfg.py nmfModel= nmfJetOccModel= inputFiles=out/train-dqm/held_out.root outputFile=out/train-dqm/held_out_dqm.root
 	$(PY) scripts/train_dqm_nmf.py --root out/train-dqm/dqm.root --validate out/train-dqm/held_out_dqm.root
 	$(PY) scripts/train_dqm_nmf.py --root out/train-dqm/dqm.root --validate out/train-dqm/held_out_dqm.root --me JetOcc
+	$(PY) scripts/train_dqm_nmf.py --root out/train-dqm/dqm.root --validate out/train-dqm/held_out_dqm.root --me METPuppi
 
 clean:
 	rm -rf out .pytest_cache

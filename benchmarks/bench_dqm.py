@@ -1,8 +1,8 @@
 """Cost of the lumi transitions and of a DQM module in the event loop (issue 10): events/s of the main job
 (configs/miniaod_cfg.py, direct) on the same 1000 events with and without a DQMHistogrammer (METSig and the jet
 eta-phi map, producers/dqm/cff.py), with lumi sections of 100 and of 10 events; plus the DQM job alone
-(configs/dqm_cfg.py); and the scoring speed of the two NMF models (METSig, 51 bins; the jet occupancy map, 1200
-bins): lumi sections scored per second, one section per call as the job does, in-process vs on a local MLServer over
+(configs/dqm_cfg.py); and the scoring speed of the three NMF models (METSig, 51 bins + flow; the jet occupancy map,
+1200 bins; PF vs Puppi MET, 50 bins + flow): lumi sections scored per second, one section per call as the job does, in-process vs on a local MLServer over
 HTTP and gRPC (the sections of the bundled sample, read back from the DQM job, repeated to --sections).
 
     python benchmarks/bench_dqm.py --out benchmarks/results/dqm.json
@@ -59,7 +59,7 @@ def one_run(config: str, args: list[str], dqm: bool) -> dict:
             "dqm_module": fill}
 
 
-MODELS = {"dqmNMF": "JetMET/MET/pfMETT1/Cleaned/METSig", "dqmNMFJetOcc": "JetMET/Jet/Cleanedak4PFJetsCHS/PhiVSEta"}
+MODELS = ("dqmNMF", "dqmNMFJetOcc", "dqmNMFMETPuppi")  # the scorers of configs/dqm_cfg.py (data/models/<name>)
 
 
 def scoring_speed(n_sections: int, repeat: int) -> dict:
@@ -68,13 +68,14 @@ def scoring_speed(n_sections: int, repeat: int) -> dict:
     from framework.server.mlserver import LocalMLServer
     from framework.sonic.client import TritonClient
     from producers.dqm.read import me_matrix, read_lumi_histograms
-    from producers.dqm_nmf.model import as_model_input, load, score
+    from producers.dqm_nmf.model import Threshold, as_model_input, load, score
 
     with tempfile.TemporaryDirectory() as tmp:
         out = os.path.join(tmp, "dqm.root")
         run_config("configs/dqm_cfg.py", ["nmfModel=", f"outputFile={out}"], progress=False)
         histograms = read_lumi_histograms(out)
-    rows = {name: me_matrix(histograms, me)[1] for name, me in MODELS.items()}
+    infos = {name: Threshold.read(os.path.join("data", "models", name)) for name in MODELS}
+    rows = {name: me_matrix(histograms, info.element, flow=info.flow)[1] for name, info in infos.items()}
     results: dict[str, dict] = {}
     with LocalMLServer([os.path.join("data", "models", name) for name in MODELS]) as server:
         clients = {(name, protocol): TritonClient({"modelName": name, "mode": "Sync", "allowedTries": 2}, protocol=protocol,

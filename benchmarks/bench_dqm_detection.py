@@ -58,7 +58,7 @@ def run_seed(seed: int, workdir: str, *, runs: int = 2, lumis: int = 20, events_
     dqm = os.path.join(workdir, f"dqm_{seed}.root")
     framework_cli("generate", "--events", str(runs * lumis * events_per_lumi), "--seed", str(seed), "--run", "1",
                "--events-per-lumi", str(events_per_lumi), "--lumis-per-run", str(lumis), "--bad-lumis", spec,
-               "--branches", "MET_*,Jet_eta,Jet_phi,Jet_pt", events)
+               "--branches", "MET_*,PuppiMET_*,Jet_eta,Jet_phi,Jet_pt", events)
     framework_cli("run", "configs/dqm_cfg.py", f"inputFiles={events}", f"outputFile={dqm}", *job_args)
     return events, dqm, spec
 
@@ -94,11 +94,15 @@ def rescore(dqm: str, model_dirs: dict[str, str]) -> dict[str, dict[str, np.ndar
 
 
 def models_at(ref: str, labels: list[str], workdir: str) -> dict[str, str]:
-    """The model folders of *labels* as committed at the git *ref*, extracted under *workdir*."""
+    """The model folders of *labels* as committed at the git *ref*, extracted under *workdir* (a label without a
+    model at *ref* is left out: the baseline's combined flag is that of the scorers it had)."""
     from producers.dqm_nmf.cff import model_dir_for
 
     out = {}
     for label in labels:
+        if subprocess.run(["git", "cat-file", "-e", f"{ref}:{model_dir_for(label)}/model.joblib"], cwd=REPO,
+                          capture_output=True).returncode != 0:
+            continue
         d = os.path.join(workdir, f"{ref}_{label}")
         os.makedirs(d, exist_ok=True)
         for name in ("model.joblib", "threshold.json"):

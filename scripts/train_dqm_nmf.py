@@ -4,7 +4,9 @@ recipe).
 
 Rows are one monitoring element per good luminosity section: ``--me METSig`` (default,
 ``JetMET/MET/pfMETT1/Cleaned/METSig`` with its flow bins, 53, model ``dqmNMF``) or ``--me JetOcc`` (the jet eta-phi
-occupancy map ``JetMET/Jet/Cleanedak4PFJetsCHS/PhiVSEta``, 50x24 flattened to 1200 bins, model ``dqmNMFJetOcc``).
+occupancy map ``JetMET/Jet/Cleanedak4PFJetsCHS/PhiVSEta``, 50x24 flattened to 1200 bins, model ``dqmNMFJetOcc``) or
+``--me METPuppi`` (``JetMET/MET/pfMETT1/Cleaned/PFMETMinusPuppiMET``, |vec MET - vec PuppiMET| with its flow bins,
+52, model ``dqmNMFMETPuppi``).
 Each is fed to the NMF in Poisson-aware cells (``MONITORING_ELEMENTS`` below; ``--features minmax``: the
 dism-examples per-bin min-max of the raw bins instead), factorised by scikit-learn's NMF in float64
 (``producers/dqm_nmf/model.py``). The flag threshold is the ``--quantile`` of the MSE of the held-out good sections
@@ -24,13 +26,14 @@ The bundled models (``make train-dqm``) are trained on 300 good sections of 100 
 sample ``data/samples/dqm.root`` (seed 10) or the detection benchmark's seeds::
 
     python -m framework generate --events 30000 --seed 11 --run 101 --events-per-lumi 100 --lumis-per-run 100 \
-        --branches 'MET_*,Jet_eta,Jet_phi,Jet_pt' train_events.root
+        --branches 'MET_*,PuppiMET_*,Jet_eta,Jet_phi,Jet_pt' train_events.root
     python -m framework generate --events 60000 --seed 12 --run 201 --events-per-lumi 100 --lumis-per-run 100 \
-        --branches 'MET_*,Jet_eta,Jet_phi,Jet_pt' held_out.root
+        --branches 'MET_*,PuppiMET_*,Jet_eta,Jet_phi,Jet_pt' held_out.root
     python -m framework run configs/dqm_cfg.py nmfModel= nmfJetOccModel= inputFiles=train_events.root outputFile=train_dqm.root
     python -m framework run configs/dqm_cfg.py nmfModel= nmfJetOccModel= inputFiles=held_out.root outputFile=held_out_dqm.root
     python scripts/train_dqm_nmf.py --root train_dqm.root --validate held_out_dqm.root
     python scripts/train_dqm_nmf.py --root train_dqm.root --validate held_out_dqm.root --me JetOcc
+    python scripts/train_dqm_nmf.py --root train_dqm.root --validate held_out_dqm.root --me METPuppi
 """
 
 from __future__ import annotations
@@ -51,14 +54,18 @@ from producers.dqm_nmf import model as nmf_model  # noqa: E402
 MODEL_NAME = "dqmNMF"
 ELEMENT = "JetMET/MET/pfMETT1/Cleaned/METSig"
 # --me: the monitoring elements of producers/dqm/cff.py, the model trained on each, how it is fed and its threshold
-# rule. Both are fed Poisson-aware (``transform="sqrt"``, producers/dqm_nmf/model.py: counts scaled to the mean
+# rule. All are fed Poisson-aware (``transform="sqrt"``, producers/dqm_nmf/model.py: counts scaled to the mean
 # entries, 2 sqrt(count), so a good cell's residual has a spread of ~1 and sparse bins do not dominate the MSE) in
 # cells that hold enough entries to see a change:
 # - METSig with its overflow (a noisy MET tail pushes ~7% of a section's events above 51), 3 bins per cell (17
 #   cells + the overflow cell);
 # - the occupancy map cropped to |eta| < 2.4 (the generated jets lie within |eta| < 2.5; outer bins are empty) and
 #   merged into 0.8 x 0.8 cells (4 eta x 3 phi bins: 6 x 8 cells of ~8 jets each), where a dead region of 40 fine
-#   bins (~35 jets expected) empties whole cells.
+#   bins (~35 jets expected) empties whole cells;
+# - PF MET vs Puppi MET (|vec MET - vec PuppiMET|, 5 GeV bins) with its overflow, 2 bins per cell (25 cells + the
+#   overflow cell): a noisy MET tail moves only the PF MET, so its sections fill the cells above ~50 GeV that good
+#   sections leave nearly empty (tuning seeds 201-205, 301-305: every met-tail section >= 4 x the quantile, the
+#   held-out good sections' maximum 1.35 x; hence margin 2).
 # Threshold: the QUANTILE of the MSE of held-out good sections (--validate) times MARGIN.
 MONITORING_ELEMENTS = {
     "METSig": dict(element=ELEMENT, name=MODEL_NAME, components=1, quantile=0.99, margin=1.0,
@@ -66,6 +73,9 @@ MONITORING_ELEMENTS = {
     "JetOcc": dict(element="JetMET/Jet/Cleanedak4PFJetsCHS/PhiVSEta", name="dqmNMFJetOcc", components=2,
                    quantile=0.99, margin=1.2,
                    features=dict(transform="sqrt", shape=(50, 24), crop=(13, 37), merge=(4, 3))),
+    "METPuppi": dict(element="JetMET/MET/pfMETT1/Cleaned/PFMETMinusPuppiMET", name="dqmNMFMETPuppi", components=1,
+                     quantile=0.99, margin=2.0,
+                     features=dict(transform="sqrt", flow=True, edges=tuple(range(1, 51, 2)) + (51, 52))),
 }
 IMPLEMENTATION = "producers.dqm_nmf.mlserver_handler.NMFHandler"  # one handler for every model (importable)
 

@@ -43,7 +43,7 @@ def test_given_mlserver_killed_mid_job_the_fallback_mlserver_completes_it(direct
     from framework.server.mlserver import LocalMLServer
 
     out = tmp_path / "killed.root"
-    with LocalMLServer([REPO / "data/models/dqmNMF", REPO / "data/models/dqmNMFJetOcc"]) as given:
+    with LocalMLServer([REPO / "data/models" / m for m in ("dqmNMF", "dqmNMFJetOcc", "dqmNMFMETPuppi")]) as given:
         address = given.http_address if protocol == "http" else given.grpc_address
         host, port = address.rsplit(":", 1)
         pid = given.pid

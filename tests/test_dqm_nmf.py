@@ -31,6 +31,8 @@ from tests.onnx_models import pid_alive
 
 MODEL_DIR = REPO_ROOT / "data" / "models" / "dqmNMF"
 JET_OCC_DIR = REPO_ROOT / "data" / "models" / "dqmNMFJetOcc"  # the jet eta-phi occupancy map, 50x24 -> 1200 bins
+MET_PUPPI_DIR = REPO_ROOT / "data" / "models" / "dqmNMFMETPuppi"  # |vec MET - vec PuppiMET|, 50 bins + flow
+SCORERS = ("dqmNMF", "dqmNMFJetOcc", "dqmNMFMETPuppi")  # the labels configs/dqm_cfg.py books, in its order
 SAMPLE = REPO_ROOT / "data" / "samples" / "dqm.root"
 CONFIG = "configs/dqm_cfg.py"
 MET_TAIL, DEAD_REGION = 1, 2  # anomaly bits of the generator's truth
@@ -99,7 +101,7 @@ def sections(direct_output) -> tuple[list[tuple[int, int]], np.ndarray]:
 def mlserver():
     from framework.server.mlserver import LocalMLServer
 
-    with LocalMLServer([MODEL_DIR, JET_OCC_DIR]) as server:
+    with LocalMLServer([MODEL_DIR, JET_OCC_DIR, MET_PUPPI_DIR]) as server:
         yield server
 
 
@@ -128,8 +130,12 @@ def test_the_package_declares_what_mlserver_serves():
     settings = json.loads((MODEL_DIR / "model-settings.json").read_text())
     handler = "producers.dqm_nmf.mlserver_handler.NMFHandler"  # one implementation, imported by path (issue 16)
     assert settings["name"] == "dqmNMF" and settings["implementation"] == handler
-    assert json.loads((JET_OCC_DIR / "model-settings.json").read_text())["implementation"] == handler
-    assert not list(MODEL_DIR.glob("*.py")) and not list(JET_OCC_DIR.glob("*.py"))
+    for folder in (JET_OCC_DIR, MET_PUPPI_DIR):
+        assert json.loads((folder / "model-settings.json").read_text())["implementation"] == handler
+    assert not any(list(d.glob("*.py")) for d in (MODEL_DIR, JET_OCC_DIR, MET_PUPPI_DIR))
+    puppi = json.loads((MET_PUPPI_DIR / "model-settings.json").read_text())
+    assert puppi["name"] == "dqmNMFMETPuppi" and puppi["inputs"][0]["shape"] == [-1, 52]  # 50 bins + flow
+    assert Threshold.read(MET_PUPPI_DIR).element == "JetMET/MET/pfMETT1/Cleaned/PFMETMinusPuppiMET"
     assert settings["parameters"]["uri"] == "./model.joblib"
     assert settings["inputs"] == [{"name": "input_0", "datatype": "FP32", "shape": [-1, 53]}]
     assert [(o["name"], o["shape"]) for o in settings["outputs"]] == [("output_0", [-1, 18]), ("output_1", [-1])]
@@ -193,20 +199,22 @@ def test_anomaly_auc_and_false_alarms_on_held_out_runs(direct_output):
 
 
 def test_all_bad_sections_flagged_by_either_model(direct_output):
-    """Both models over every bad section of run 4: the METSig model ranks the met-tail sections, the occupancy
-    model the dead-region ones (AUC >= 0.95 each against the good sections), a section is bad when either flag
-    is set, and the good runs the models never saw raise at most 5% false alarms."""
+    """The models over every bad section of run 4: the METSig and the PF vs Puppi MET models rank the met-tail
+    sections, the occupancy model the dead-region ones (AUC >= 0.95 each against the good sections), the PF vs
+    Puppi MET model flags every met-tail section, a section is bad when any flag is set, and the good runs the
+    models never saw raise at most 5% false alarms."""
     from sklearn.metrics import roc_auc_score
 
     lumis = lumi_tree(direct_output)
     anomalies = np.array([truth()[(int(r), int(lumi))] for r, lumi in zip(lumis["run"], lumis["luminosityBlock"])])
     good, tail, dead = anomalies == 0, (anomalies & MET_TAIL) > 0, (anomalies & DEAD_REGION) > 0
     assert dead.sum() == 4 and (tail | dead).sum() == 8
-    for label, bad in (("dqmNMF", tail), ("dqmNMFJetOcc", dead)):
+    for label, bad in (("dqmNMF", tail), ("dqmNMFJetOcc", dead), ("dqmNMFMETPuppi", tail)):
         seen = bad | good
         auc = roc_auc_score(bad[seen], lumis[f"{label}_mse"][seen])
         assert auc >= 0.95, (label, auc)
-    either = lumis["dqmNMF_flag"] | lumis["dqmNMFJetOcc_flag"]
+    assert lumis["dqmNMFMETPuppi_flag"][tail].all() and not lumis["dqmNMFMETPuppi_flag"][good].any()
+    either = np.logical_or.reduce([lumis[f"{label}_flag"] for label in SCORERS])
     assert either[~good].all(), lumis["luminosityBlock"][~good & ~either]
     assert roc_auc_score(~good, either) >= 0.95
     good_runs = np.isin(lumis["run"], [1, 2, 3])
@@ -215,7 +223,7 @@ def test_all_bad_sections_flagged_by_either_model(direct_output):
 
 
 def test_report_covers_every_scorer_with_its_own_threshold_and_the_truth(direct_output, tmp_path):
-    """dqm-report: both scorers of the file, each against its own model's threshold; the combined flag; the
+    """dqm-report: the three scorers of the file, each against its own model's threshold; the combined flag; the
     confusion per anomaly type from the truth; the plots and index.html."""
     from producers.dqm_nmf.report import main
 
@@ -223,12 +231,12 @@ def test_report_covers_every_scorer_with_its_own_threshold_and_the_truth(direct_
     data = json.loads((tmp_path / "report.json").read_text())
     lumis = lumi_tree(direct_output)
     s = data["summary"]
-    assert list(s["scorers"]) == ["dqmNMF", "dqmNMFJetOcc"] and s["sections"] == 80
-    for label, folder in (("dqmNMF", MODEL_DIR), ("dqmNMFJetOcc", JET_OCC_DIR)):
+    assert list(s["scorers"]) == list(SCORERS) and s["sections"] == 80
+    for label, folder in zip(SCORERS, (MODEL_DIR, JET_OCC_DIR, MET_PUPPI_DIR)):
         assert s["scorers"][label]["threshold"] == Threshold.read(folder).threshold
         assert s["scorers"][label]["flagged"] == int(lumis[f"{label}_flag"].sum())
         assert [r[f"{label}_mse"] for r in data["sections"]] == lumis[f"{label}_mse"].tolist()
-    either = lumis["dqmNMF_flag"] | lumis["dqmNMFJetOcc_flag"]
+    either = np.logical_or.reduce([lumis[f"{label}_flag"] for label in SCORERS])
     assert s["flagged"] == int(either.sum()) and [r["flag"] for r in data["sections"]] == either.tolist()
     # the bundled sample (run 4): met-tail 3, 8, 13, 17; dead-region 5, 11, 19; both 15
     table = s["confusion"]
@@ -240,25 +248,25 @@ def test_report_covers_every_scorer_with_its_own_threshold_and_the_truth(direct_
     assert s["good_flagged"] == int(either[lumis["run"] < 4].sum())
     md = (tmp_path / "report.md").read_text()
     assert "| 4 | 3 |" in md and "dead-region: caught (AUC)" in md and "not flagged" in md
-    for name in ("score.png", "elements_dqmNMF.png", "elements_dqmNMFJetOcc.png"):
+    for name in ("score.png", *(f"elements_{label}.png" for label in SCORERS)):
         assert (tmp_path / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", name
 
 
 def test_report_page_is_one_self_contained_file_that_renders(direct_output, tmp_path):
-    """index.html: the verdict, the scorers, the confusion table and the 3 plots embedded as PNG data, no URL;
+    """index.html: the verdict, the scorers, the confusion table and the 4 plots embedded as PNG data, no URL;
     rendered by headless Chromium (tests/browser.py) with every image loaded."""
     from producers.dqm_nmf.report import main
     from tests import browser
 
     assert main([str(direct_output), "--out", str(tmp_path), "--truth", str(SAMPLE)]) == 0
     page = (tmp_path / "index.html").read_text()
-    assert "DQM anomaly report" in page and page.count("data:image/png;base64,") == 3
+    assert "DQM anomaly report" in page and page.count("data:image/png;base64,") == 4
     assert "http://" not in page and "https://" not in page
     assert "dead-region: caught (AUC)" in page and "dqmNMFJetOcc" in page
     if browser.CHROMIUM is None:
         pytest.skip(browser.REASON)
     shown = browser.render(tmp_path / "index.html", tmp_path / "page.png")
-    assert shown["errors"] == [] and shown["images_total"] == 3 and shown["images_loaded"] == 3, shown
+    assert shown["errors"] == [] and shown["images_total"] == 4 and shown["images_loaded"] == 4, shown
     assert "DQM anomaly report" in shown["dom"]
 
 
@@ -344,7 +352,7 @@ def test_job_on_the_fallback_mlserver_equals_direct_and_leaves_no_process(direct
     assert "starting a local MLServer for dqmNMF" in done.stderr and "local MLServer stopped" in done.stderr
     assert "server 'fallback-mlserver'" in done.stdout + done.stderr
     direct, sonic = lumi_tree(direct_output), lumi_tree(out)
-    for label in ("dqmNMF", "dqmNMFJetOcc"):  # the modifier swaps both scorers
+    for label in SCORERS:  # the modifier swaps every scorer
         np.testing.assert_allclose(sonic[f"{label}_mse"], direct[f"{label}_mse"], rtol=0, atol=1e-6)
         np.testing.assert_array_equal(sonic[f"{label}_flag"], direct[f"{label}_flag"])
     assert mlserver_pids() - before_pids == set() and mlserver_dirs() - before_dirs == set()
@@ -353,7 +361,7 @@ def test_job_on_the_fallback_mlserver_equals_direct_and_leaves_no_process(direct
     assert compare(["--files", str(direct_output), str(out), "--out", str(tmp_path / "cmp"), "--no-plots"]) == 0
     report = json.loads((tmp_path / "cmp" / "report.json").read_text())
     assert [(p["branch"], p["n_values"], p["ok"]) for p in report["products"]] == [
-        ("LuminosityBlocks/dqmNMF_mse", 80, True), ("LuminosityBlocks/dqmNMFJetOcc_mse", 80, True)]
+        (f"LuminosityBlocks/{label}_mse", 80, True) for label in SCORERS]
 
 
 @pytest.mark.slow
@@ -364,8 +372,8 @@ def test_job_on_a_given_mlserver_over_grpc(mlserver, direct_output, tmp_path):
                    f"outputFile={out}")
     assert done.returncode == 0, done.stderr[-3000:]
     assert "starting a local MLServer" not in done.stderr
-    assert f"server 'default' ({mlserver.grpc_address}): 160 requests, 0 failed" in done.stdout + done.stderr
-    for label in ("dqmNMF", "dqmNMFJetOcc"):  # two scorers, one request per section each
+    assert f"server 'default' ({mlserver.grpc_address}): 240 requests, 0 failed" in done.stdout + done.stderr
+    for label in SCORERS:  # three scorers, one request per section each
         np.testing.assert_allclose(lumi_tree(out)[f"{label}_mse"], lumi_tree(direct_output)[f"{label}_mse"], rtol=0,
                                    atol=1e-6)
 

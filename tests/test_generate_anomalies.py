@@ -18,7 +18,7 @@ BUNDLED = Path(__file__).resolve().parents[1] / "data" / "samples" / "dqm.root"
 #: how data/samples/dqm.root was written (4 runs x 20 lumis x 100 events; run 4 has the bad sections)
 BUNDLED_COMMAND = ("python -m framework generate --events 8000 --seed 10 --events-per-lumi 100 --lumis-per-run 20 "
                    "--bad-lumis '4:3,4:8,4:13,4:17,4:5=dead-region,4:11=dead-region,4:19=dead-region,"
-                   "4:15=met-tail+dead-region' --branches 'MET_*,Jet_pt,Jet_eta,Jet_phi,PV_npvs' data/samples/dqm.root")
+                   "4:15=met-tail+dead-region' --branches 'MET_*,PuppiMET_*,Jet_pt,Jet_eta,Jet_phi,PV_npvs' data/samples/dqm.root")
 BAD = {(2, 1): "met-tail", (2, 3): "met-tail", (2, 2): "dead-region", (1, 3): "met-tail+dead-region"}
 TAIL = 15.0  # METSig bins 15-50 and the overflow of the 51-bin ME
 
@@ -140,7 +140,8 @@ def test_bundled_dqm_sample():
 
 def test_bundled_dqm_sample_is_what_the_command_writes(tmp_path):
     ref = tmp_path / "ref.root"
-    generate(ref, 500, 10, events_per_lumi=100, lumis_per_run=20, branches=["MET_*", "Jet_pt", "Jet_eta", "Jet_phi", "PV_npvs"])
+    generate(ref, 500, 10, events_per_lumi=100, lumis_per_run=20,
+             branches=["MET_*", "PuppiMET_*", "Jet_pt", "Jet_eta", "Jet_phi", "PV_npvs"])
     with uproot.open(BUNDLED) as fa, uproot.open(ref) as fb:
         a, b = fa["Events"].arrays(entry_stop=500), fb["Events"].arrays()
     assert a.fields == b.fields

@@ -23,7 +23,8 @@ from .modifiers import dqmNMFSonic
 DEFAULT_MODEL_DIR = "data/models/dqmNMF"
 DEFAULT_LABEL = "dqmNMF"
 #: the scorers configs/dqm_cfg.py books: label -> model folder (its threshold.json names the element it scores)
-MODEL_DIRS = {DEFAULT_LABEL: DEFAULT_MODEL_DIR, "dqmNMFJetOcc": "data/models/dqmNMFJetOcc"}
+MODEL_DIRS = {DEFAULT_LABEL: DEFAULT_MODEL_DIR, "dqmNMFJetOcc": "data/models/dqmNMFJetOcc",
+              "dqmNMFMETPuppi": "data/models/dqmNMFMETPuppi"}
 
 
 def model_dir_for(label: str) -> str:
