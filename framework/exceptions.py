@@ -8,7 +8,8 @@ user: what failed, where, and how to fix it. The command line prints it without 
 from __future__ import annotations
 
 import difflib
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from typing import Any
 
 
 class FrameworkError(Exception):
@@ -83,3 +84,17 @@ def did_you_mean(name: str, candidates: Iterable[str], n: int = 3) -> str:
     if not found:
         return ""
     return " Did you mean " + " or ".join(repr(f) for f in found) + "?"
+
+
+def allowed_text(allowed: Iterable[Any] | None, minimum: Any = None, maximum: Any = None,
+                 show: Callable[[Any], str] = repr) -> str:
+    """What a parameter or option accepts, for messages: ``one of 'a', 'b'``, ``>= 1``, ``0 to 9``, or ''."""
+    if allowed is not None:
+        return "one of " + ", ".join(show(a) for a in allowed)
+    if minimum is not None and maximum is not None:
+        return f"{minimum} to {maximum}"
+    if minimum is not None:
+        return f">= {minimum}"
+    if maximum is not None:
+        return f"<= {maximum}"
+    return ""

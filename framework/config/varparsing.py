@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..exceptions import ConfigurationError, did_you_mean
+from ..exceptions import ConfigurationError, allowed_text, did_you_mean
 from ..io.duplicates import MODES as DUPLICATE_MODES
 from ..io.rntuple import FORMATS as OUTPUT_FORMATS
 
@@ -46,15 +46,7 @@ class Option:
 
     def allowed_text(self) -> str:
         """What the option accepts, for messages and ``help``: ``one of a, b``, ``>= 1``, ``0 to 9``, or ''."""
-        if self.allowed is not None:
-            return "one of " + ", ".join(str(a) for a in self.allowed)
-        if self.minimum is not None and self.maximum is not None:
-            return f"{self.minimum} to {self.maximum}"
-        if self.minimum is not None:
-            return f">= {self.minimum}"
-        if self.maximum is not None:
-            return f"<= {self.maximum}"
-        return ""
+        return allowed_text(self.allowed, self.minimum, self.maximum, show=str)
 
     def check(self, value: Any) -> Any:
         """*value* when the option allows it, else a :class:`ConfigurationError` naming the option, the value and

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from ..config.types import plain
-from ..exceptions import ConfigurationError, did_you_mean
+from ..exceptions import ConfigurationError, allowed_text, did_you_mean
 
 
 class Required:
@@ -144,15 +144,7 @@ class Constraint:
 
     def text(self) -> str:
         """What the parameter accepts: ``one of 'a', 'b'``, ``>= 1``, ``0 to 9``, or ''."""
-        if self.allowed is not None:
-            return "one of " + ", ".join(repr(a) for a in self.allowed)
-        if self.minimum is not None and self.maximum is not None:
-            return f"{self.minimum} to {self.maximum}"
-        if self.minimum is not None:
-            return f">= {self.minimum}"
-        if self.maximum is not None:
-            return f"<= {self.maximum}"
-        return ""
+        return allowed_text(self.allowed, self.minimum, self.maximum)
 
     def check(self, name: str, value: Any, where: str, error: type[Exception] = ConfigurationError) -> Any:
         """*value* when allowed; else *error* naming *where*, the parameter, the value and what is allowed."""

@@ -88,9 +88,9 @@ class ClientStats:
         self.round_trips.record(seconds)
 
     def merge(self, other: ClientStats) -> None:
-        for name in ("events", "skipped", "requests", "retries", "failures", "failovers", "entries", "acquire",
-                     "dispatch", "produce"):
-            setattr(self, name, getattr(self, name) + getattr(other, name))
+        for name in self.__dataclass_fields__:
+            if name != "round_trips":
+                setattr(self, name, getattr(self, name) + getattr(other, name))
         self.round_trips.merge(other.round_trips)
 
     def summary(self) -> str:
