@@ -43,7 +43,9 @@ process.options.numberOfStreams = 2
 
 # per lumi section: JetMET/MET/pfMETT1/Cleaned/METSig (51 bins), JetMET/Jet/Cleanedak4PFJetsCHS/PhiVSEta and
 # JetMET/MET/pfMETT1/Cleaned/PFMETMinusPuppiMET (50 bins), lumi products "dqmHistograms:<ME path>" (hist.Hist)
-elements = [dqm.met_significance(), dqm.jet_occupancy()] + ([dqm.met_minus_puppi()] if options.puppiMET else [])
+elements = [dqm.met_significance(), dqm.jet_occupancy()]
+if options.puppiMET:
+    elements.append(dqm.met_minus_puppi(note="for an input without PuppiMET, run with puppiMET=0 to leave it out"))
 dqm.add(process, "dqmHistograms", *elements)
 
 # the NMF anomaly scores per lumi section, in-process, or on MLServer with sonic=1 (the dqmNMFSonic modifier swaps

@@ -26,9 +26,8 @@ def differences(a_path: Path, b_path: Path) -> list[str]:
             if isinstance(oa, uproot.TTree):
                 if set(oa.keys()) != set(ob.keys()):
                     found.append(f"{k}: branches in one only {sorted(set(oa.keys()) ^ set(ob.keys()))}")
-                    continue
-                found += [f"{k}/{br}" for br in oa.keys()
-                          if not ak.array_equal(oa[br].array(), ob[br].array(), equal_nan=True)]
+                found += [f"{k}/{br}" for br in oa.keys() if br in set(ob.keys())
+                          and not ak.array_equal(oa[br].array(), ob[br].array(), equal_nan=True)]
             elif hasattr(oa, "axes") and not np.array_equal(oa.values(flow=True), ob.values(flow=True)):
                 found.append(k)
     return found

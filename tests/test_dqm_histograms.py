@@ -172,7 +172,8 @@ def test_unknown_branch_duplicate_names_and_mixed_collections(sample, tmp_path):
     with pytest.raises(InputError) as e:
         EventProcessor(_process(inp, tmp_path / "x.root", elements=(cff.met_significance("MET_signficance"),))).run()
     msg = str(e.value)
-    assert "branch 'MET_signficance' not found" in msg and "'dqm' (DQMHistogrammer)" in msg and "MET_significance" in msg
+    assert "branch 'MET_signficance' not found" in msg and "MET_significance" in msg
+    assert f"'dqm' (DQMHistogrammer: monitoring element '{cff.MET_SIG}')" in msg, msg
     with pytest.raises(ConfigurationError, match="'JetMET/MET/pfMETT1/Cleaned/METSig' is defined twice"):
         EventProcessor(_process(inp, tmp_path / "x.root", elements=(cff.met_significance(), cff.met_significance()))).run()
     mixed = _me(expression="Jet_pt + SV_pt", bins=1, low=0.0, high=1.0)
@@ -197,3 +198,23 @@ def test_the_dqm_job_on_the_bundled_sample(tmp_path):
     assert all(h[cff.JET_OCCUPANCY].values().shape == (50, 24) for h in hists.values())
     with uproot.open(out) as f:
         assert f["LuminosityBlocks"].num_entries == 3
+
+
+def test_an_input_without_puppimet_names_the_option_that_leaves_its_element_out(sample, run_framework, tmp_path):
+    """The DQM config books PF vs Puppi MET by default; on a file without PuppiMET the error names the monitoring
+    element and ``puppiMET=0``, and with ``puppiMET=0`` the job runs on the same file."""
+    root = Path(__file__).resolve().parents[1]
+    config = str(root / "configs" / "dqm_cfg.py")
+    out = tmp_path / "dqm.root"
+    proc = run_framework("run", config, f"inputFiles={sample[0]}", f"outputFile={out}", "nmfModel=", cwd=tmp_path)
+    assert proc.returncode == InputError.exit_code, proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert ("branch 'PuppiMET_phi' not found" in proc.stderr
+            and f"monitoring element '{cff.MET_MINUS_PUPPI}': for an input without PuppiMET, run with puppiMET=0 "
+                "to leave it out" in proc.stderr), proc.stderr
+    assert not out.exists()
+    proc = run_framework("run", config, f"inputFiles={sample[0]}", f"outputFile={out}", "nmfModel=", "puppiMET=0",
+                         "maxEvents=80", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    hists = read_lumi_histograms(out)
+    assert len(hists) == 2 and all(cff.MET_MINUS_PUPPI not in h and cff.MET_SIG in h for h in hists.values())

@@ -57,6 +57,23 @@ def test_minimum_maximum_and_allowed_values():
     assert "how many (>= 1) [default: 1]" in o.helpText()
 
 
+@pytest.mark.parametrize("argv, expected", [
+    (["protocol=htp"], "option protocol=htp: not allowed; protocol must be one of grpc, http. Did you mean 'http'?"),
+    (["port=0"], "option port=0: out of range; port must be 1 to 65535"),
+    (["port=8001,70000"], "option port=70000: out of range; port must be 1 to 65535"),
+])
+def test_standard_server_options_declare_what_they_take(argv, expected):
+    """protocol= and port= take their values from the same constraints as the servers' parameters
+    (framework.server.endpoints), so a bad one is refused while the arguments are parsed."""
+    opts = Options(argv=argv)
+    with pytest.raises(ConfigurationError) as err:
+        opts.parseArguments()
+    assert expected in str(err.value), str(err.value)
+    ok = Options(argv=["protocol=http", "port=1,65535"])
+    ok.parseArguments()
+    assert (ok.protocol, ok.port) == ("http", [1, 65535])
+
+
 @pytest.mark.parametrize("value", ["0", "-1"])
 def test_invalid_merge_events_on_the_command_line(run_framework, tmp_path, value):
     out = tmp_path / "out.root"

@@ -98,7 +98,7 @@ def test_serve_refuses_a_bad_port_in_one_paragraph(server):
     result = subprocess.run([sys.executable, "-c", SERVE, "--server", server, "--grpc-port", "70000"], cwd=ROOT,
                             capture_output=True, text=True, timeout=60)
     assert result.returncode != 0
-    assert "grpc_port: port must be in 1..65535 or -1 (pick a free port), got 70000" in result.stderr
+    assert "grpc_port: port = 70000 is out of range: port must be 1 to 65535 or -1 (pick a free port)." in result.stderr
     assert "Traceback" not in result.stderr
 
 

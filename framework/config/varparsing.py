@@ -12,9 +12,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..exceptions import ConfigurationError, allowed_text, did_you_mean
+from ..constraints import Constraint
+from ..exceptions import ConfigurationError, did_you_mean
 from ..io.duplicates import MODES as DUPLICATE_MODES
 from ..io.rntuple import FORMATS as OUTPUT_FORMATS
+from ..server.endpoints import PORT, PROTOCOL
 
 
 @dataclass
@@ -44,21 +46,27 @@ class Option:
             return [self._convert_one(t) for t in items]
         return self._convert_one(text)
 
+    @property
+    def constraint(self) -> Constraint:
+        """What the option takes, as the one :class:`~framework.constraints.Constraint` check."""
+        return Constraint(allowed=self.allowed, minimum=self.minimum, maximum=self.maximum)
+
     def allowed_text(self) -> str:
         """What the option accepts, for messages and ``help``: ``one of a, b``, ``>= 1``, ``0 to 9``, or ''."""
-        return allowed_text(self.allowed, self.minimum, self.maximum, show=str)
+        return self.constraint.text(show=str)
 
     def check(self, value: Any) -> Any:
         """*value* when the option allows it, else a :class:`ConfigurationError` naming the option, the value and
         what is allowed."""
-        if self.allowed is not None and value not in self.allowed:
+        kind = self.constraint.violation(value)
+        about = f" ({self.help})" if self.help else ""
+        if kind == "allowed":
             raise ConfigurationError(
                 f"option {self.name}={value}: not allowed; {self.name} must be {self.allowed_text()}."
-                f"{did_you_mean(str(value), [str(a) for a in self.allowed])}{f' ({self.help})' if self.help else ''}")
-        if (self.minimum is not None and value < self.minimum) or (self.maximum is not None and value > self.maximum):
+                f"{did_you_mean(str(value), [str(a) for a in self.allowed or ()])}{about}")
+        if kind == "range":
             raise ConfigurationError(
-                f"option {self.name}={value}: out of range; {self.name} must be {self.allowed_text()}"
-                f"{f' ({self.help})' if self.help else ''}.")
+                f"option {self.name}={value}: out of range; {self.name} must be {self.allowed_text()}{about}.")
         return value
 
     def _convert_one(self, text: str) -> Any:
@@ -103,9 +111,10 @@ STANDARD: list[tuple] = [
     ("address", [], str, "Triton server address(es) for SONIC modules, comma-separated: one server each "
      "(fills TritonService.servers; requests go to the best live one)", True),
     ("port", [], int, "Triton server port(s) (with address=; one, or one per address; default 8001 for grpc, "
-     "8000 for http)", True),
+     "8000 for http)", True, {"minimum": PORT.minimum, "maximum": PORT.maximum}),
     ("protocol", "grpc", str, "grpc or http: how SONIC clients talk to the servers of address=/port= (default grpc, port 8001 / "
-     "8000) and, when given, to the local fallback (which speaks http unless protocol= is given)", False),
+     "8000) and, when given, to the local fallback (which speaks http unless protocol= is given)", False,
+     {"allowed": PROTOCOL.allowed}),
     ("procModifiers", [], str, "process modifiers (framework/modifiers/) chosen for the config's Process, "
      "comma-separated, e.g. allSonicTriton (cmsDriver's --procModifiers)", True),
     ("customise", [], str, "module.function(process) customisations applied in order after the config, "

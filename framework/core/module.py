@@ -58,6 +58,11 @@ class Module:
         """Input-file branches this module reads (read ahead in chunks; others are read on demand)."""
         return ()
 
+    def branchNote(self, branch: str) -> str:
+        """What this module reads the input branch *branch* for, and how to do without it: added to the
+        error when an input file lacks it (e.g. ``"monitoring element 'X': puppiMET=0 leaves it out"``)."""
+        return ""
+
     def beginJob(self) -> None:
         """Called once before the first event."""
 

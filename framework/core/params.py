@@ -7,7 +7,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from ..config.types import plain
-from ..exceptions import ConfigurationError, allowed_text, did_you_mean
+from ..constraints import Constraint, check_constraints
+from ..exceptions import ConfigurationError, did_you_mean
 
 
 class Required:
@@ -131,37 +132,4 @@ def _copy_default(default: Any) -> Any:
     return default
 
 
-class Constraint:
-    """What values one parameter takes, declared once beside its default (CMSSW's ``allowedValues`` and ranges;
-    the vocabulary of the command-line options' ``register(..., allowed=, minimum=, maximum=)``)."""
-
-    def __init__(self, *, allowed: tuple[Any, ...] | None = None, minimum: Any = None, maximum: Any = None,
-                 help: str = ""):
-        self.allowed = None if allowed is None else tuple(allowed)
-        self.minimum = minimum
-        self.maximum = maximum
-        self.help = help
-
-    def text(self) -> str:
-        """What the parameter accepts: ``one of 'a', 'b'``, ``>= 1``, ``0 to 9``, or ''."""
-        return allowed_text(self.allowed, self.minimum, self.maximum)
-
-    def check(self, name: str, value: Any, where: str, error: type[Exception] = ConfigurationError) -> Any:
-        """*value* when allowed; else *error* naming *where*, the parameter, the value and what is allowed."""
-        if self.allowed is not None and value not in self.allowed:
-            raise error(f"{where}: {name} must be {self.text()}, got {value!r}."
-                        f"{did_you_mean(str(value), [str(a) for a in self.allowed])}")
-        if (self.minimum is not None and value < self.minimum) or (self.maximum is not None and value > self.maximum):
-            why = f" ({self.help})" if self.help else ""
-            raise error(f"{where}: {name} = {value!r} is out of range: {name} must be {self.text()}{why}.")
-        return value
-
-    def __repr__(self) -> str:
-        return f"Constraint({self.text()})"
-
-
-def check_constraints(constraints: Mapping[str, Constraint], values: Mapping[str, Any], where: str) -> None:
-    """Check every parameter of *values* that *constraints* names (the one place such tables are checked)."""
-    for name, constraint in constraints.items():
-        if name in values:
-            constraint.check(name, values[name], where)
+__all__ = ["AnyPSet", "Constraint", "Params", "Required", "check_constraints", "check_parameters"]

@@ -323,8 +323,11 @@ class EventProcessor:
                 self._instantiate(info)
             needed: dict[str, list[str]] = {}  # branch -> modules that read it
             for info in self.modules.values():
-                for b in info.instances[0].inputBranches():
-                    needed.setdefault(b, []).append(f"'{info.label}' ({info.decl.type_()})")
+                first = info.instances[0]
+                for b in first.inputBranches():
+                    note = first.branchNote(b)
+                    needed.setdefault(b, []).append(f"'{info.label}' ({info.decl.type_()}"
+                                                    f"{': ' + note if note else ''})")
                 if info.kind == "output":
                     info.instances[0].source = self.source
                     for b in info.instances[0].selectBranches(self.source.branchNames()):

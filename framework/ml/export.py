@@ -76,7 +76,7 @@ def build_model_config(onnx_path: str | os.PathLike, name: str, *,
     from tritonclient.grpc import model_config_pb2 as mc
     from tritonclient.utils import np_to_triton_dtype
 
-    from framework.server.repository import file_digest
+    from ..server.repository import file_digest
 
     if max_batch_size < 1:
         raise ExportError(f"max_batch_size must be at least 1 (the model has a batch axis), not {max_batch_size}")
@@ -188,7 +188,7 @@ def export_to_triton(model: torch.nn.Module, example_inputs: Mapping[str, Any] |
             if check:
                 _compare(torch, model, args, onnx_path, name, in_names, out_names, batch_sizes, rtol, atol,
                          seed, tracer_warnings)
-            from framework.server.repository import write_model_config
+            from ..server.repository import write_model_config
 
             (model_dir / str(version)).mkdir(parents=True, exist_ok=True)
             os.replace(onnx_path, model_dir / str(version) / "model.onnx")
@@ -343,7 +343,7 @@ def _stdout_to_debug_log():
 def _compare(torch, model, args, onnx_path: Path, name: str, in_names: list[str], out_names: list[str],
              batch_sizes: Sequence[int], rtol: float, atol: float, seed: int, tracer_warnings: list[str]) -> None:
     """ONNXRuntime (CPU) against torch at each batch size, on rows drawn from the example inputs."""
-    from framework.ml.onnx import ONNXSession
+    from .onnx import ONNXSession
 
     session = ONNXSession(str(onnx_path), device="cpu", threads=1, name=name)
     rng = np.random.default_rng(seed)

@@ -6,8 +6,8 @@ import os
 from collections.abc import Iterable
 from typing import Any
 
-import framework.config as cms
-from framework.config.types import plain
+from .. import config as cms
+from ..config.types import plain
 
 # CMSSW-like client settings of the standard twins: asynchronous, one retry, generous timeout
 DEFAULT_CLIENT: dict[str, Any] = {"mode": "Async", "timeout": 60, "allowedTries": 2}

@@ -12,9 +12,8 @@ a modifier acts.
 
 from __future__ import annotations
 
-from framework.config.modifiers import Modifier
-from framework.exceptions import ConfigurationError, did_you_mean
-
+from ..config.modifiers import Modifier
+from ..exceptions import ConfigurationError, did_you_mean
 from .allSonicTriton_cff import ALL_SONIC_GROUP, allSonicTriton
 from .enableSonicTriton_cff import (
     TRITON_FALLBACK_DEFAULTS,
@@ -29,7 +28,7 @@ MODIFIERS_GROUP = "framework.modifiers"
 
 def available() -> dict[str, Modifier]:
     """The modifiers by name: this package's and those of the installed plug-ins (entry points, loaded)."""
-    from framework.core.registry import entry_points, load_entry_point
+    from ..core.registry import entry_points, load_entry_point
 
     known = {name: value for name, value in globals().items() if isinstance(value, Modifier)}
     for name, ep in entry_points(MODIFIERS_GROUP).items():
@@ -49,7 +48,7 @@ def by_name(names: list[str] | tuple[str, ...], where: str = "procModifiers") ->
     result = []
     for name in names:
         if "." in name:
-            from framework.imports import import_object
+            from ..imports import import_object
 
             result.append(import_object(name, where, "modifier", lambda v: isinstance(v, Modifier),
                                         "mypackage.modifiers.myModelSonicTriton"))
@@ -67,7 +66,7 @@ def by_name(names: list[str] | tuple[str, ...], where: str = "procModifiers") ->
 def __getattr__(name: str) -> Modifier:
     """``from framework.modifiers import particleTransformerAK4SonicTriton`` keeps working: a modifier of an
     installed plug-in by its entry-point name."""
-    from framework.core.registry import entry_points, load_entry_point
+    from ..core.registry import entry_points, load_entry_point
 
     ep = entry_points(MODIFIERS_GROUP).get(name)
     if ep is None:

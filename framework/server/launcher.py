@@ -21,8 +21,8 @@ from collections.abc import Iterable, Sequence
 from functools import lru_cache
 from pathlib import Path
 
-from framework.exceptions import ConfigurationError
-from framework.server.managed import (
+from ..exceptions import ConfigurationError
+from .managed import (
     LOOPBACK,
     ManagedServer,
     ServerStartError,
@@ -30,7 +30,7 @@ from framework.server.managed import (
     process_group_cpu,
     process_group_members,
 )
-from framework.server.repository import (
+from .repository import (
     ModelRepositoryError,
     TranslatedModel,
     find_models,

@@ -27,10 +27,10 @@ import threading
 import time
 from pathlib import Path
 
-from framework.exceptions import ServerError
-from framework.server import reaper
-from framework.server.endpoints import check_port
-from framework.server.spawn import spawn
+from ..exceptions import ServerError
+from . import reaper
+from .endpoints import check_port
+from .spawn import spawn
 
 log = logging.getLogger(__name__)
 

@@ -26,9 +26,9 @@ import urllib.request
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
-from framework.exceptions import did_you_mean
-from framework.server.kind import MODEL_SETTINGS, is_mlserver_model
-from framework.server.managed import LOOPBACK, ManagedServer, ServerStartError
+from ..exceptions import did_you_mean
+from .kind import MODEL_SETTINGS, is_mlserver_model
+from .managed import LOOPBACK, ManagedServer, ServerStartError
 
 log = logging.getLogger(__name__)
 

@@ -36,7 +36,7 @@ from pathlib import Path
 from google.protobuf import text_format
 from tritonclient.grpc import model_config_pb2 as mc
 
-from framework.exceptions import ServerError, did_you_mean
+from ..exceptions import ServerError, did_you_mean
 
 log = logging.getLogger(__name__)
 
@@ -239,7 +239,7 @@ def _allow_ragged_batches(config: mc.ModelConfig) -> None:
     Triton's dynamic batcher only hands requests of equal shapes to ``execute`` together."""
     from google.protobuf import json_format
 
-    from framework.server.model_py_template import padding_axes
+    from .model_py_template import padding_axes
 
     axes = padding_axes(json_format.MessageToDict(config, preserving_proto_field_name=True))
     for spec in config.input:

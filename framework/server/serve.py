@@ -10,7 +10,7 @@ import sys
 import threading
 from pathlib import Path
 
-from framework.exceptions import FrameworkError
+from ..exceptions import FrameworkError
 
 DEFAULT_MODELS = Path(__file__).resolve().parents[2] / "data" / "models"
 
@@ -47,7 +47,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the server until interrupted; 0 on a clean stop, non-zero when it fails to start or dies."""
-    from framework.server.launcher import LocalTritonServer
+    from .launcher import LocalTritonServer
 
     args = _parser().parse_args(argv)
     if not logging.getLogger().handlers:
@@ -66,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         try:
             if args.server == "mlserver":
-                from framework.server.mlserver import LocalMLServer
+                from .mlserver import LocalMLServer
 
                 server = LocalMLServer(repositories, models=args.names, grpc_port=args.grpc_port,
                                        http_port=args.http_port, wait=args.wait, verbose=args.verbose,

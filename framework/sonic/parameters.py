@@ -11,8 +11,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..core.params import Constraint, Required
-from ..server.endpoints import PROTOCOLS
+from ..constraints import Constraint
+from ..core.params import Required
+from ..server.endpoints import PROTOCOL
 from .data import RAGGED, RECTANGULAR
 
 MODES = ("Sync", "Async", "PseudoAsync")
@@ -69,7 +70,7 @@ SERVER_PARAMETERS: dict[str, Any] = {
 a unix socket has none)."""
 
 SERVER_CONSTRAINTS: dict[str, Constraint] = {
-    "protocol": Constraint(allowed=PROTOCOLS),
+    "protocol": PROTOCOL,
 }
 
 FALLBACK_PARAMETERS: dict[str, Any] = {
@@ -88,7 +89,7 @@ FALLBACK_PARAMETERS: dict[str, Any] = {
 
 FALLBACK_CONSTRAINTS: dict[str, Constraint] = {
     "device": Constraint(allowed=FALLBACK_DEVICES),
-    "protocol": Constraint(allowed=PROTOCOLS),
+    "protocol": PROTOCOL,
     "instances": Constraint(minimum=0, help="0 = from the cores"),
     "threads": Constraint(minimum=0, help="0 = auto"),
     "queueDelay": Constraint(minimum=-1, help="microseconds; -1 = auto, 0 = none"),

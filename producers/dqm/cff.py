@@ -37,10 +37,14 @@ def jet_occupancy(eta: str = "Jet_eta", phi: str = "Jet_phi") -> cms.PSet:
                     yExpression=cms.string(phi), yBins=cms.int32(24), yLow=cms.double(-3.2), yHigh=cms.double(3.2))
 
 
-def met_minus_puppi(expression: str = MET_MINUS_PUPPI_EXPRESSION) -> cms.PSet:
-    """The PF MET vs Puppi MET ME (1-D, 50 bins of 5 GeV; the input needs ``PuppiMET_pt`` and ``PuppiMET_phi``)."""
-    return cms.PSet(name=cms.string(MET_MINUS_PUPPI), expression=cms.string(expression), bins=cms.int32(50),
-                    low=cms.double(0.0), high=cms.double(250.0))
+def met_minus_puppi(expression: str = MET_MINUS_PUPPI_EXPRESSION, note: str = "") -> cms.PSet:
+    """The PF MET vs Puppi MET ME (1-D, 50 bins of 5 GeV; the input needs ``PuppiMET_pt`` and ``PuppiMET_phi``).
+    *note*: said when an input lacks them (e.g. how the config leaves the ME out)."""
+    me = cms.PSet(name=cms.string(MET_MINUS_PUPPI), expression=cms.string(expression), bins=cms.int32(50),
+                  low=cms.double(0.0), high=cms.double(250.0))
+    if note:
+        me.note = cms.untracked.string(note)
+    return me
 
 
 def histogrammer(*elements: cms.PSet) -> cms.EDAnalyzer:

@@ -43,6 +43,7 @@ __all__ = ["DQMHistogrammer", "MonitorElementSpec", "ME_PARAMETERS"]
 ME_PARAMETERS: dict[str, Any] = {
     "name": Required(str, "DQM path, e.g. 'JetMET/MET/pfMETT1/Cleaned/METSig'"),
     "title": "",
+    "note": "",  # shown when the input cannot fill this ME (e.g. the config option that leaves it out)
     "expression": "", "bins": 0, "low": 0.0, "high": 0.0,
     "xExpression": "", "xBins": 0, "xLow": 0.0, "xHigh": 0.0,
     "yExpression": "", "yBins": 0, "yLow": 0.0, "yHigh": 0.0,
@@ -73,6 +74,7 @@ class MonitorElementSpec:
                 f"{where}: name must be a DQM path 'Subsystem/.../histogram' of at least two parts, each of "
                 "letters, digits, '_', '.', '+', '-' or inner spaces (e.g. 'JetMET/MET/pfMETT1/Cleaned/METSig')")
         self.title = params["title"] or parts[-1]
+        self.note = str(params["note"])
         one_d = {k: params[k] for k in ("expression", "bins", "low", "high")}
         two_d = {k: params[k] for k in ME_PARAMETERS if k[0] in "xy" and k[1].isupper()}
         given_1d = [k for k, v in one_d.items() if v]
@@ -164,6 +166,11 @@ class DQMHistogrammer(EDAnalyzer):
 
     def inputBranches(self) -> tuple[str, ...]:
         return self._branches
+
+    def branchNote(self, branch: str) -> str:
+        """The monitoring elements that read *branch*, with their notes (for a missing-branch error)."""
+        return "; ".join(f"monitoring element '{me.name}'" + (f": {me.note}" if me.note else "")
+                         for me in self.elements if branch in me.branches)
 
     def beginLuminosityBlock(self, lumi) -> None:
         self._pending = {}

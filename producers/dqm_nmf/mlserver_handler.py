@@ -19,7 +19,7 @@ from mlserver.errors import InferenceError
 from mlserver.types import InferenceRequest, InferenceResponse
 from mlserver.utils import get_model_uri
 
-from producers.dqm_nmf.model import INPUT_NAME, MODEL_FILE, OUTPUT_MSE, OUTPUT_RECONSTRUCTION, load, score
+from .model import INPUT_NAME, MODEL_FILE, OUTPUT_MSE, OUTPUT_RECONSTRUCTION, load, score
 
 
 class NMFHandler(MLModel):
