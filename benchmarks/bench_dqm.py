@@ -1,6 +1,6 @@
 """Cost of the lumi transitions and of a DQM module in the event loop (issue 10): events/s of the main job
-(configs/miniaod_cfg.py, direct) on the same 1000 events with and without a DQMHistogrammer (METSig and the jet
-eta-phi map, producers/dqm/cff.py), with lumi sections of 100 and of 10 events; plus the DQM job alone
+(configs/miniaod_cfg.py, direct) on the same 1000 events with and without a DQMHistogrammer (the DQM config's three
+elements: METSig, the jet eta-phi map, PF vs Puppi MET; producers/dqm/cff.py), with lumi sections of 100 and of 10 events; plus the DQM job alone
 (configs/dqm_cfg.py); and the scoring speed of the three NMF models (METSig, 51 bins + flow; the jet occupancy map,
 1200 bins; PF vs Puppi MET, 50 bins + flow): lumi sections scored per second, one section per call as the job does, in-process vs on a local MLServer over
 HTTP and gRPC (the sections of the bundled sample, read back from the DQM job, repeated to --sections).
@@ -35,7 +35,7 @@ def add_dqm(process):
     import framework.config as cms
     from producers.dqm import cff
 
-    cff.add(process, "dqmHistograms")
+    cff.add(process, "dqmHistograms", cff.met_significance(), cff.jet_occupancy(), cff.met_minus_puppi())
     process.dqmPath = cms.Path(process.dqmHistograms)
     return process
 
