@@ -3,7 +3,8 @@
     python scripts/compare_outputs.py BEFORE_DIR AFTER_DIR miniaod.root ng.root dqm.root
 
 Prints per file the keys found in one only and the branches / histograms that differ; exit 1 if any differ.
-Used to check that a redesign keeps the outputs bit-identical (run the same jobs on both trees first)."""
+Used to check that a redesign keeps the outputs bit-identical (run the same jobs on both trees first:
+scripts/reference_jobs.sh TREE OUTDIR)."""
 
 from __future__ import annotations
 
@@ -39,6 +40,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("after", type=Path)
     parser.add_argument("files", nargs="+")
     ns = parser.parse_args(argv)
+    missing = [str(d / n) for n in ns.files for d in (ns.before, ns.after) if not (d / n).is_file()]
+    if missing:
+        print(f"error: no such output file: {', '.join(missing)} (run the jobs first: scripts/reference_jobs.sh)",
+              file=sys.stderr)
+        return 2
     any_diff = False
     for name in ns.files:
         found = differences(ns.before / name, ns.after / name)
