@@ -21,6 +21,18 @@ from tests.conftest import REPO_ROOT, SAMPLE_EVENTS
 from tests.main_fixtures import needs_server
 from tests.onnx_models import pid_alive, process_group
 
+
+@pytest.fixture(autouse=True)
+def sigint_not_inherited_as_ignored():
+    """These tests need Ctrl-C to work as in a terminal. A shell without job control starts background commands
+    (pytest too) with SIGINT ignored, which the framework rightly keeps; a Python handler here makes the jobs
+    this process starts get SIGINT's default again (exec resets caught signals, not ignored ones)."""
+    previous = signal.getsignal(signal.SIGINT)
+    if previous is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
 SLOW_ANALYZER = textwrap.dedent(
     """
     import time
