@@ -246,7 +246,10 @@ class RequestLayout:
                     why = self._shm_unusable(server)
                     if not why:
                         try:
-                            shm.register(req.transport or self._transport, CONTROL_TIMEOUT, server, generation)
+                            # within the request's own timeout: a stalled server must not hold the streams
+                            # (they wait on this lock) for the control calls' 30 s
+                            limit = min(self.timeout, CONTROL_TIMEOUT) if self.timeout else CONTROL_TIMEOUT
+                            shm.register(req.transport or self._transport, limit, server, generation)
                         except Exception as exc:
                             if is_recoverable(exc):
                                 raise  # the server did not answer: this try failed (retried or moved on)

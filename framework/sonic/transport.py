@@ -247,7 +247,7 @@ class Transport:
         """Triton's per-model statistics as JSON-like dicts (``model_stats``)."""
         raise NotImplementedError
 
-    def register_shm(self, name: str, key: str, size: int) -> None:
+    def register_shm(self, name: str, key: str, size: int, timeout: float | None = CONTROL_TIMEOUT) -> None:
         raise NotImplementedError
 
     def unregister_shm(self, name: str, timeout: float | None = None) -> None:
@@ -363,8 +363,8 @@ class GrpcTransport(Transport):
         response = self._sync.get_inference_statistics(model, "", client_timeout=CONTROL_TIMEOUT)
         return json_format.MessageToDict(response, preserving_proto_field_name=True).get("model_stats", [])
 
-    def register_shm(self, name: str, key: str, size: int) -> None:
-        self._sync.register_system_shared_memory(name, key, size, client_timeout=CONTROL_TIMEOUT)
+    def register_shm(self, name: str, key: str, size: int, timeout: float | None = CONTROL_TIMEOUT) -> None:
+        self._sync.register_system_shared_memory(name, key, size, client_timeout=timeout or CONTROL_TIMEOUT)
 
     def unregister_shm(self, name: str, timeout: float | None = None) -> None:
         self._sync.unregister_system_shared_memory(name, client_timeout=timeout)
@@ -534,11 +534,11 @@ class HttpTransport(Transport):
     def statistics(self, model: str) -> list[dict]:
         return (self._request("GET", self._model_path(model, "") + "/stats") or {}).get("model_stats", [])
 
-    def register_shm(self, name: str, key: str, size: int) -> None:
+    def register_shm(self, name: str, key: str, size: int, timeout: float | None = CONTROL_TIMEOUT) -> None:
         from urllib.parse import quote
 
         self._request("POST", f"/v2/systemsharedmemory/region/{quote(name, safe='')}/register",
-                      {"key": key, "offset": 0, "byte_size": int(size)})
+                      {"key": key, "offset": 0, "byte_size": int(size)}, timeout=timeout or CONTROL_TIMEOUT)
 
     def unregister_shm(self, name: str, timeout: float | None = None) -> None:
         from urllib.parse import quote
