@@ -46,10 +46,12 @@ class Option:
             return [self._convert_one(t) for t in items]
         return self._convert_one(text)
 
-    @property
-    def constraint(self) -> Constraint:
-        """What the option takes, as the one :class:`~framework.constraints.Constraint` check."""
-        return Constraint(allowed=self.allowed, minimum=self.minimum, maximum=self.maximum)
+    constraint: Constraint = field(init=False, repr=False)
+    """What the option takes (*allowed*, *minimum*, *maximum*), checked by the one
+    :class:`~framework.constraints.Constraint`."""
+
+    def __post_init__(self) -> None:
+        self.constraint = Constraint(allowed=self.allowed, minimum=self.minimum, maximum=self.maximum)
 
     def allowed_text(self) -> str:
         """What the option accepts, for messages and ``help``: ``one of a, b``, ``>= 1``, ``0 to 9``, or ''."""

@@ -32,9 +32,9 @@ def check_port(port: object, where: str = "port", *, pick_free: bool = False) ->
     """*port* as an ``int`` in 1..65535 (also ``-1``, pick a free one, when *pick_free*); else a
     :class:`ConfigurationError` naming the range."""
     constraint = PORT_OR_FREE if pick_free else PORT
-    if isinstance(port, bool):
-        port = str(port)
     try:
+        if isinstance(port, bool):  # int(True) would be 1
+            raise TypeError(port)
         value = int(port)  # type: ignore[call-overload]
     except (TypeError, ValueError):
         raise ConfigurationError(f"{where}: a port must be an integer, {constraint.text()}; got {port!r}") from None

@@ -229,9 +229,8 @@ class TritonClient(ModelSetup, RequestLayout, Router, Dispatcher):
 
             forget(self._merger_key)
             self._merger = self._merger_key = None
-        if self._shm is not None:  # a server known to be down is not asked to unregister (it would only stall)
-            down = [s for s in self._shm.servers if self._service is not None and self._service.isDown(s)]
-            self._shm.destroy(timeout=5.0, skip=down)
+        if self._shm is not None:
+            self._shm.destroy(timeout=5.0)
         for transport in {id(t): t for t in [*self._transports.values(), self._transport] if t is not None}.values():
             transport.close()
         self._transport = None

@@ -65,6 +65,7 @@ class RequestLayout:
     batched: bool
     maxBatchSize: int
     requestedOutputs: list[str]
+    timeout: float | None
     input: TritonInputs
     output: TritonOutputs
     _connected: bool
@@ -246,10 +247,9 @@ class RequestLayout:
                     why = self._shm_unusable(server)
                     if not why:
                         try:
-                            # within the request's own timeout: a stalled server must not hold the streams
-                            # (they wait on this lock) for the control calls' 30 s
-                            limit = min(self.timeout, CONTROL_TIMEOUT) if self.timeout else CONTROL_TIMEOUT
-                            shm.register(req.transport or self._transport, limit, server, generation)
+                            # within the request's timeout (none: the control calls'): a stalled server must
+                            # not hold the streams, which wait on this lock
+                            shm.register(req.transport or self._transport, self.timeout, server, generation)
                         except Exception as exc:
                             if is_recoverable(exc):
                                 raise  # the server did not answer: this try failed (retried or moved on)

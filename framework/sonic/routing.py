@@ -59,6 +59,7 @@ class Router:
     _transports: dict[str, Transport]
     _transports_lock: threading.Lock
     _stats_lock: threading.Lock
+    _shm: Any  # a framework.sonic.shm.ShmPair, or None
 
     def _routed(self) -> bool:
         return self._service is not None and (len(self._route) > 1 or bool(self._service.fallbackParams.enable))
@@ -78,7 +79,10 @@ class Router:
         """A try sent along *route* ended (with *error*, or None): the service's health bookkeeping."""
         if route.counted:
             route.counted = False
-            self._service.requestDone(route.server, error, server_down=error is not None and self._unresponsive(error))
+            down = error is not None and self._unresponsive(error)
+            if down and self._shm is not None:  # it may come back without our regions (registered again then),
+                self._shm.forget(route.server)  # and is not asked to unregister them at the end of the job
+            self._service.requestDone(route.server, error, server_down=down)
 
     def _unresponsive(self, exc: BaseException) -> bool:
         """The server did not answer (down, reset) or, where another server can take the request, not in time."""

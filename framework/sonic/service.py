@@ -447,12 +447,6 @@ class TritonService(Service):
             srv = self._servers.get(server)
             return srv.downs if srv is not None else 0
 
-    def isDown(self, server: str) -> bool:
-        """Whether *server* did not answer when last tried and has not answered since (it is being probed)."""
-        with self._lock:
-            srv = self._servers.get(server)
-            return srv is not None and srv.backoff > 0
-
     def canServe(self, model: str, exclude: Iterable[str] = ()) -> bool:
         """Whether a server not in *exclude* may take a request of *model* now (a live one, or the fallback)."""
         skip = set(exclude)

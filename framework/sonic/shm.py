@@ -17,7 +17,6 @@ import logging
 import os
 import secrets
 import threading
-from collections.abc import Iterable
 from typing import Any
 
 import numpy as np
@@ -102,9 +101,8 @@ class ShmRegion:
         data = self._bytes()[offset:offset + count * dtype.itemsize]
         return data.view(dtype).reshape(shape).copy()
 
-    def destroy(self, timeout: float | None = 5.0, skip: Iterable[str] = ()) -> None:
-        """Unregister from the servers (best effort; not from those in *skip*: known to be down, they would only
-        make the job wait for *timeout*) and unlink the region; idempotent."""
+    def destroy(self, timeout: float | None = 5.0) -> None:
+        """Unregister from the servers it is registered with (best effort) and unlink the region; idempotent."""
         import tritonclient.utils.shared_memory as shm
 
         with _live_lock:
@@ -112,11 +110,7 @@ class ShmRegion:
                 return
         servers, self.registered_with = self.registered_with, {}
         self._view = None  # the mapping cannot be released while a view of it exists
-        down = set(skip)
         for server, client in servers.items():
-            if server in down:
-                log.debug("not unregistering shared memory region %s from server '%s': it is down", self.name, server)
-                continue
             try:
                 client.unregister_shm(self.name, timeout)
             except Exception as exc:  # noqa: BLE001 - the server may be gone; the region is unlinked anyway
@@ -192,11 +186,10 @@ class ShmPair:
             if region is not None:
                 region.registered_with.pop(server, None)
 
-    def destroy(self, timeout: float | None = 5.0, skip: Iterable[str] = ()) -> None:
-        """Destroy both regions (:meth:`ShmRegion.destroy`; *skip*: servers not to unregister from)."""
+    def destroy(self, timeout: float | None = 5.0) -> None:
         for region in (self.input, self.output):
             if region is not None:
-                region.destroy(timeout, skip)
+                region.destroy(timeout)
         self.input = self.output = None
         self._servers.clear()
 
